@@ -1,0 +1,112 @@
+"""A diffusion prior: a diffusers model called as `model(x, t).sample` plus a diffusers scheduler.
+
+The prior speaks the model's [-1, 1] scale. It turns raw network outputs (eps-, sample- or
+v-prediction, optionally with a learned-range variance in extra channels) into
+`Prediction(eps, x0hat, var_values)` and gives the reverse-step mean and variance, so solvers never
+touch checkpoint formats or prediction types.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from inversa.errors import UserError
+
+PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
+
+
+@dataclass
+class Prediction:
+    eps: torch.Tensor
+    x0hat: torch.Tensor
+    var_values: torch.Tensor | None = None  # learned-range interpolation in [-1, 1], or None
+
+
+class DiffusionPrior(torch.nn.Module):
+    """Wraps `model` (diffusers `UNet2DModel` convention) and `scheduler` (any diffusers scheduler
+    exposing `alphas_cumprod`, `config.num_train_timesteps`, `config.prediction_type`)."""
+
+    def __init__(self, model: torch.nn.Module, scheduler, *, name: str = "custom", source: str = ""):
+        super().__init__()
+        self.model = model
+        self.scheduler = scheduler
+        self.name, self.source = name, source
+        cfg = scheduler.config
+        self.prediction_type = cfg.get("prediction_type", "epsilon")
+        if self.prediction_type not in PREDICTION_TYPES:
+            raise UserError(f"prediction_type {self.prediction_type!r} is not supported; accepted: {', '.join(PREDICTION_TYPES)}")
+        self.num_train_timesteps = int(cfg.num_train_timesteps)
+        # float64 schedule: the respaced step coefficients lose digits in float32 near t = 0.
+        self.register_buffer("alphas_cumprod", torch.as_tensor(scheduler.alphas_cumprod, dtype=torch.float64).clone(), persistent=False)
+        mcfg = getattr(model, "config", {})
+        self.in_channels = int(_get(mcfg, "in_channels", 3))
+        out_channels = int(_get(mcfg, "out_channels", self.in_channels))
+        self.learned_variance = out_channels == 2 * self.in_channels
+        self.sample_size = _get(mcfg, "sample_size", None)
+        self.nfe = 0
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters(), torch.empty(0)).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters(), torch.empty(0)).dtype
+
+    def abar(self, t: int) -> float:
+        return float(self.alphas_cumprod[t]) if t >= 0 else 1.0
+
+    def net(self, x_t: torch.Tensor, t: int, **kwargs) -> torch.Tensor:
+        tt = torch.full((x_t.shape[0],), int(t), device=x_t.device, dtype=torch.long)
+        self.nfe += 1
+        out = self.model(x_t.to(self.dtype), tt, **kwargs)
+        return (out.sample if hasattr(out, "sample") else out).to(x_t.dtype)
+
+    def predict(self, x_t: torch.Tensor, t: int, *, clip: bool = True, **kwargs) -> Prediction:
+        """One network evaluation -> eps and the Tweedie mean x0hat (clipped to [-1,1] in-graph if `clip`)."""
+        out = self.net(x_t, t, **kwargs)
+        var_values = None
+        if self.learned_variance:
+            out, var_values = out.chunk(2, dim=1)
+        a = self.abar(t)
+        sa, s1a = a**0.5, (1 - a) ** 0.5
+        if self.prediction_type == "epsilon":
+            eps = out
+            x0 = (x_t - s1a * eps) / sa
+        elif self.prediction_type == "sample":
+            x0 = out
+            eps = (x_t - sa * x0) / s1a
+        else:  # v = sqrt(a) eps - sqrt(1-a) x0
+            x0 = sa * x_t - s1a * out
+            eps = s1a * x_t + sa * out
+        if clip:
+            x0 = x0.clamp(-1, 1)
+        return Prediction(eps=eps, x0hat=x0, var_values=var_values)
+
+    def step_mean_var(self, x_t, t: int, t_prev: int, pred: Prediction, *, eta: float = 1.0):
+        """Mean and variance of p(x_{t_prev} | x_t) for a (respaced) step t -> t_prev.
+
+        eta = 1 is the DDPM ancestral step (posterior q(x_prev | x_t, x0hat), with the learned-range
+        variance when the model has one); eta = 0 is deterministic DDIM; in between, DDIM(eta).
+        eps is recomputed from the (clipped) x0hat so both forms agree at eta = 1.
+        """
+        a, ap = self.abar(t), self.abar(t_prev)
+        beta = 1 - a / ap
+        beta_tilde = (1 - ap) / (1 - a) * beta
+        eps = (x_t - a**0.5 * pred.x0hat) / (1 - a) ** 0.5
+        var = eta**2 * beta_tilde
+        mean = ap**0.5 * pred.x0hat + max(1 - ap - var, 0.0) ** 0.5 * eps
+        if pred.var_values is not None and eta == 1.0:
+            # guided-diffusion learned range: interpolate log-variance between beta_tilde and beta.
+            min_log = torch.log(torch.tensor(max(beta_tilde, 1e-20), dtype=torch.float64)).item()
+            frac = (pred.var_values + 1) / 2
+            var = torch.exp(frac * torch.log(torch.tensor(beta)).item() + (1 - frac) * min_log)
+        return mean, var
+
+
+def _get(cfg, key, default):
+    if isinstance(cfg, dict):
+        return cfg.get(key, default)
+    return getattr(cfg, key, default)

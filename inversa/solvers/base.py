@@ -1,0 +1,172 @@
+"""The shared sampling loop. A solver overrides one hook: `guidance` (gradient-guided methods)
+or `step` (methods with their own step posterior, such as C-DPS).
+
+Public API (images in [0, 1], NCHW):
+
+    out = solver(y, operator, generator=gens, num_steps=100, callback=None)
+    out.x, out.nfe, out.vjp, out.metadata
+
+Inside, everything runs on the model's [-1, 1] scale: for a linear A, x_m = 2x - 1 gives
+y_m = 2y - A(1) = A(x_m) + 2n, so sigma_m = 2 sigma (the literature's convention).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+from tqdm.auto import tqdm
+
+from inversa.errors import UserError
+from inversa.operators.noise import as_generators
+from inversa.pretrained.prior import DiffusionPrior, Prediction
+
+SAMPLERS = ("ddpm", "ddim")
+
+
+@dataclass
+class SolverOutput:
+    x: torch.Tensor  # restoration in [0, 1]
+    nfe: int  # network forward evaluations (per batch)
+    vjp: int  # vector-Jacobian products through the network (per batch)
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass
+class Problem:
+    """What a step sees of the inverse problem, on the model scale."""
+
+    y: torch.Tensor  # measurement on the [-1, 1] scale
+    operator: object
+    sigma: float  # Gaussian noise std on the [-1, 1] scale
+    generators: list | None
+
+
+@dataclass
+class StepState:
+    """One step of the loop: x_t (with grad when the solver needs it) and the prior's prediction."""
+
+    index: int
+    num_steps: int
+    t: int
+    t_prev: int  # -1 at the last step
+    x_t: torch.Tensor
+    pred: Prediction | None
+    problem: Problem
+
+    @property
+    def last(self) -> bool:
+        return self.t_prev < 0
+
+
+def randn(shape, generators, *, device, dtype) -> torch.Tensor:
+    """Standard normal noise, image i drawn from generators[i] alone (batch invariance)."""
+    if generators is None:
+        return torch.randn(shape, device=device, dtype=dtype)
+    return torch.stack([torch.randn(shape[1:], generator=g, device=g.device, dtype=dtype).to(device) for g in generators])
+
+
+class Solver:
+    """The shared loop: respaced timesteps, ancestral (DDPM) or DDIM step, guidance hook, progress,
+    callbacks, NFE/VJP counts. Subclasses set `name`, `needs_grad` and override a hook."""
+
+    name = "unconditional"
+    needs_grad = False
+    variant: str | None = None
+
+    def __init__(self, prior: DiffusionPrior, *, sampler: str = "ddpm", eta: float = 1.0, clip_x0: bool = True):
+        if sampler not in SAMPLERS:
+            raise UserError(f"sampler {sampler!r} is not supported; accepted: {', '.join(SAMPLERS)}")
+        if not 0 <= eta <= 1:
+            raise UserError(f"eta must be in [0, 1], got {eta}")
+        self.prior = prior
+        self.sampler, self.eta, self.clip_x0 = sampler, (1.0 if sampler == "ddpm" else float(eta)), clip_x0
+        self.vjp_count = 0
+
+    # --- hooks ---------------------------------------------------------------------------------
+    def guidance(self, s: StepState) -> torch.Tensor | float:
+        """The correction added to the unconditional step's x_{t-1} (0 for plain sampling)."""
+        return 0.0
+
+    def step(self, s: StepState) -> torch.Tensor:
+        """x_{t-1}: the prior's reverse step from the prediction, plus the guidance correction."""
+        x_prev = self.prior_step(s)
+        g = self.guidance(s)
+        return (x_prev + g).detach()
+
+    def prepare(self, problem: Problem, timesteps: list[int]) -> None:
+        """Per-call setup (e.g. precomputations on the operator)."""
+
+    def params(self) -> dict:
+        """Method parameters recorded in run metadata."""
+        return {}
+
+    # --- shared pieces -------------------------------------------------------------------------
+    def predict(self, x_t: torch.Tensor, t: int) -> Prediction:
+        return self.prior.predict(x_t, t, clip=self.clip_x0)
+
+    def prior_step(self, s: StepState) -> torch.Tensor:
+        pred = Prediction(s.pred.eps.detach(), s.pred.x0hat.detach(), None if s.pred.var_values is None else s.pred.var_values.detach())
+        mean, var = self.prior.step_mean_var(s.x_t.detach(), s.t, s.t_prev, pred, eta=self.eta)
+        if s.last:
+            return mean
+        noise = randn(mean.shape, s.problem.generators, device=mean.device, dtype=mean.dtype)
+        return mean + torch.as_tensor(var, dtype=mean.dtype, device=mean.device) ** 0.5 * noise
+
+    def vjp(self, output: torch.Tensor, inputs: torch.Tensor, *, retain_graph: bool = False) -> torch.Tensor:
+        """d(output.sum())/d inputs; counted once per call (one backward pass through the network)."""
+        self.vjp_count += 1
+        (g,) = torch.autograd.grad(output.sum(), inputs, retain_graph=retain_graph)
+        return g
+
+    def timesteps(self, num_steps: int) -> list[int]:
+        """Respaced timesteps from the diffusers scheduler ("leading" spacing, like DDPM/DDIM)."""
+        T = self.prior.num_train_timesteps
+        if not isinstance(num_steps, int) or num_steps <= 0 or num_steps > T:
+            raise UserError(f"num_steps must be an integer in [1, {T}], got {num_steps!r}")
+        sched = type(self.prior.scheduler).from_config(self.prior.scheduler.config)
+        sched.set_timesteps(num_steps)
+        return [int(t) for t in sched.timesteps]
+
+    # --- the loop ------------------------------------------------------------------------------
+    def __call__(self, y: torch.Tensor, operator, *, generator=None, num_steps: int = 100, callback=None,
+                 progress: bool = True, x_T: torch.Tensor | None = None) -> SolverOutput:
+        from inversa.operators.base import check_image
+
+        check_image(y, "measurement")
+        dev, dt = self.prior.device, torch.float64 if self.prior.dtype == torch.float64 else torch.float32
+        operator = operator.to(device=dev, dtype=dt)
+        y = y.to(dev, dt)
+        gens = as_generators(generator, y.shape[0])
+        shape = tuple(operator.input_shape(tuple(y.shape)))
+        y_m = 2 * y - operator.A(torch.ones(shape, device=dev, dtype=dt))
+        problem = Problem(y=y_m, operator=operator, sigma=2 * operator.sigma, generators=gens)
+        ts = self.timesteps(num_steps)
+        self.prepare(problem, ts)
+        nfe0, self.vjp_count, t0 = self.prior.nfe, 0, time.perf_counter()
+        x = x_T.to(dev, dt) if x_T is not None else randn(shape, gens, device=dev, dtype=dt)
+        bar = tqdm(total=len(ts), desc=self.name, disable=not progress, leave=False)
+        try:
+            for i, t in enumerate(ts):
+                t_prev = ts[i + 1] if i + 1 < len(ts) else -1
+                x = self._one_step(i, len(ts), t, t_prev, x, problem, callback)
+                bar.update(1)
+        finally:
+            bar.close()
+        meta = {"solver": self.name, "variant": self.variant, "sampler": self.sampler, "eta": self.eta,
+                "num_steps": len(ts), "clip_x0": self.clip_x0, "prior": self.prior.name, **self.params(),
+                "nfe": self.prior.nfe - nfe0, "vjp": self.vjp_count, "seconds": time.perf_counter() - t0}
+        return SolverOutput(x=((x + 1) / 2).clamp(0, 1), nfe=meta["nfe"], vjp=self.vjp_count, metadata=meta)
+
+    def _one_step(self, i, n, t, t_prev, x, problem, callback):
+        with torch.enable_grad() if self.needs_grad else torch.no_grad():
+            x_t = x.detach().requires_grad_(self.needs_grad)
+            s = StepState(i, n, t, t_prev, x_t, None, problem)
+            s.pred = self.predict(x_t, t) if self.predicts_in_loop else None
+            x_prev = self.step(s)
+        if callback is not None:
+            callback(s, x_prev)
+        return x_prev.detach()
+
+    predicts_in_loop = True  # solvers that call the network themselves in `step` set False

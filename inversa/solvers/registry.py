@@ -1,0 +1,37 @@
+"""Solvers by name, as the CLI, the evaluator and the UI select them."""
+
+from __future__ import annotations
+
+import torch
+
+from inversa.errors import UserError
+from inversa.solvers.base import SolverOutput
+from inversa.solvers.dps import DPS
+
+
+class Naive:
+    """The operator's simple inverse (bicubic upsampling, the blurred image, an interpolated fill):
+    the baseline every solver must beat. Needs no prior."""
+
+    name = "naive"
+
+    def __init__(self, prior=None, **_):
+        pass
+
+    def __call__(self, y, operator, *, generator=None, num_steps=0, callback=None, progress=False, **_):
+        with torch.no_grad():
+            x = operator.naive_inverse(y).clamp(0, 1)
+        return SolverOutput(x=x, nfe=0, vjp=0, metadata={"solver": "naive", "nfe": 0, "vjp": 0})
+
+
+SOLVERS: dict[str, type] = {"dps": DPS, "naive": Naive}
+
+
+def make_solver(name: str, prior=None, **params):
+    """`make_solver("dps", prior, scale=0.5)`; unknown names give one line listing the accepted ones."""
+    key = name.lower().replace("_", "-")
+    if key not in SOLVERS:
+        raise UserError(f"unknown solver {name!r}; accepted: {', '.join(SOLVERS)}")
+    if key != "naive" and prior is None:
+        raise UserError(f"solver {name!r} needs a prior")
+    return SOLVERS[key](prior, **params)
