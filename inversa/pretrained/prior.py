@@ -45,6 +45,8 @@ class DiffusionPrior(torch.nn.Module):
         out_channels = int(_get(mcfg, "out_channels", self.in_channels))
         self.learned_variance = out_channels == 2 * self.in_channels
         self.sample_size = _get(mcfg, "sample_size", None)
+        # Each down block halves H and W: inputs must be multiples of 2^(blocks-1).
+        self.size_multiple = 2 ** max(len(_get(mcfg, "block_out_channels", (0,))) - 1, 0)
         self.nfe = 0
 
     @property

