@@ -41,8 +41,8 @@ class RestoreResult:
 
 def make_operator(task: str, image_size: tuple[int, int], *, mask=None, kernel=None, blur_std: float = 3.0,
                   blur_size: int = 61, factor: int = 4, sigma: float | None = None, seed: int = 0):
-    """The operator for a task on a clean image of `image_size`; `mask`: a (H, W) tensor with
-    1 = observed, or a path to an image whose white pixels are missing."""
+    """The operator for a task on a clean image of `image_size`; `mask`: a tensor with 1 = observed,
+    or a path to an image whose white pixels are missing."""
     from inversa import operators as ops
 
     noise = ops.GaussianNoise(DEFAULT_SIGMA if sigma is None else sigma)
@@ -93,9 +93,13 @@ def restore(image, *, task: str | None = None, preset: str | None = None, simula
     if not isinstance(factor, int) or factor < 1:
         raise UserError(f"factor must be a positive integer, got {factor}")
     simulate = simulate or preset is not None
+    x = load_image(image) if not isinstance(image, torch.Tensor) else image
+    if isinstance(mask, (str, Path)):  # validate before loading a model
+        mask = ops.load_mask(mask)
+        if not simulate and tuple(mask.shape[-2:]) != tuple(x.shape[-2:]):
+            raise UserError(f"mask is {mask.shape[-1]}x{mask.shape[-2]} but the image is {x.shape[-1]}x{x.shape[-2]}; they must match")
     solver_obj = make_solver(solver, None if solver == "naive" else (prior or load_prior(model, device=device)), **(solver_params or {}))
     multiple = getattr(getattr(solver_obj, "prior", None), "size_multiple", 1)
-    x = load_image(image) if not isinstance(image, torch.Tensor) else image
     messages = []
     scale_for_size = factor if (task == "sr" and not simulate) else 1
     if max(x.shape[-2:]) * scale_for_size > max_size:
@@ -112,6 +116,8 @@ def restore(image, *, task: str | None = None, preset: str | None = None, simula
         if preset is not None:
             op = ops.make_preset(preset, tuple(clean.shape[-2:]), index=0, seed=seed, sigma=sigma)
         else:
+            if mask is not None:  # observed-pixel mask (1 = observed) resized to the padded image
+                mask = F.interpolate(mask.float().reshape(1, 1, *mask.shape[-2:]), size=tuple(clean.shape[-2:]), mode="nearest")
             op = make_operator(task, tuple(clean.shape[-2:]), mask=mask, kernel=kernel, blur_std=blur_std, factor=factor, sigma=sigma, seed=seed)
         y = op.measure(clean, generator=torch.Generator().manual_seed(seed + 1))
     else:
@@ -119,7 +125,9 @@ def restore(image, *, task: str | None = None, preset: str | None = None, simula
         if task == "inpaint":
             if mask is None:
                 raise UserError("task inpaint on a damaged photo needs --mask FILE (white = missing pixels)")
-            m = ops.load_mask(mask, tuple(y0.shape[-2:])) if isinstance(mask, (str, Path)) else mask.float()
+            m = mask.float()
+            if tuple(m.shape[-2:]) != tuple(y0.shape[-2:]):
+                raise UserError(f"mask is {m.shape[-1]}x{m.shape[-2]} but the image is {y0.shape[-1]}x{y0.shape[-2]}; they must match")
             m, _ = _pad_to(m.reshape(1, 1, *m.shape[-2:]), multiple, mode="constant")  # padding = missing
             y, (h, w) = _pad_to(y0, multiple)
             op = ops.Inpainting(m, noise=ops.GaussianNoise(DEFAULT_SIGMA if sigma is None else sigma))

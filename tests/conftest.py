@@ -28,3 +28,13 @@ def tiny_model_dir(tmp_path_factory):
     unet.save_pretrained(d / "unet")
     DDPMScheduler(beta_schedule="linear").save_pretrained(d / "scheduler")
     return d
+
+
+def _gens(seeds):
+    return [torch.Generator().manual_seed(int(s)) for s in seeds]
+
+
+@pytest.fixture()
+def gens():
+    """gens([0, 1, 2]) -> one seeded torch.Generator per image."""
+    return _gens

@@ -12,6 +12,7 @@ y_m = 2y - A(1) = A(x_m) + 2n, so sigma_m = 2 sigma (the literature's convention
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, field
 
@@ -64,6 +65,9 @@ def randn(shape, generators, *, device, dtype) -> torch.Tensor:
     """Standard normal noise, image i drawn from generators[i] alone (batch invariance)."""
     if generators is None:
         return torch.randn(shape, device=device, dtype=dtype)
+    if all(g is generators[0] for g in generators):  # one shared generator: no per-image promise, one draw
+        g = generators[0]
+        return torch.randn(shape, generator=g, device=g.device, dtype=dtype).to(device)
     return torch.stack([torch.randn(shape[1:], generator=g, device=g.device, dtype=dtype).to(device) for g in generators])
 
 
@@ -125,7 +129,7 @@ class Solver:
         T = self.prior.num_train_timesteps
         if not isinstance(num_steps, int) or num_steps <= 0 or num_steps > T:
             raise UserError(f"num_steps must be an integer in [1, {T}], got {num_steps!r}")
-        sched = type(self.prior.scheduler).from_config(self.prior.scheduler.config)
+        sched = copy.deepcopy(self.prior.scheduler)  # from_config imports every diffusers scheduler (seconds)
         sched.set_timesteps(num_steps)
         return [int(t) for t in sched.timesteps]
 
