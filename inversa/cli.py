@@ -53,7 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-comparison", metavar="PATH", help="also write a side-by-side PNG")
     p.add_argument("--demo", action="store_true", help="offline demo: degrade scikit-image's astronaut, restore, write a comparison")
     p.set_defaults(func=_cmd_restore)
-    # [cli:models]
+    mp = sub.add_parser("models", help="list and inspect the known priors")
+    msub = mp.add_subparsers(dest="models_command", metavar="ACTION", parser_class=_Parser)
+    msub.add_parser("list", help="bundled priors and known hub models").set_defaults(func=_cmd_models_list)
+    mi = msub.add_parser("info", help="details of one prior (loads it)")
+    mi.add_argument("name", help="bundled name, diffusers folder or hub id")
+    mi.set_defaults(func=_cmd_models_info)
     p = sub.add_parser("train", help="train a small convolutional diffusion prior on photos",
                        description="Train a DDPM prior (diffusers UNet2DModel, no attention) on random "
                        "crops; resumes from MODEL_DIR/checkpoints when rerun.")
@@ -88,7 +93,35 @@ def build_parser() -> argparse.ArgumentParser:
         print(f"saved {args.output}: {summary}")
 
     p.set_defaults(func=_train)
-    # [cli:eval]
+    ev = sub.add_parser(
+        "eval", help="batch evaluation: PSNR/SSIM/LPIPS/FID tables and an HTML report (resumable, shardable)",
+        description="Evaluate solvers on a folder of images: for each image, task, solver, step count and seed, "
+        "measure, restore and score; rerunning resumes; `accelerate launch -m inversa eval ...` splits the work.",
+    )
+    ev.add_argument("--data", metavar="DIR", help="folder of clean images")
+    ev.add_argument("--tasks", metavar="T1,T2", help="task presets, e.g. sr4,box_inpaint,random_inpaint,gaussian_deblur,motion_deblur")
+    ev.add_argument("--solvers", metavar="S1,S2", help="solvers, e.g. naive,dps")
+    ev.add_argument("--seeds", metavar="0,1,2", help="seeds (default 0)")
+    ev.add_argument("--steps", metavar="N[,N2]", help="sampling steps; several give a metric-vs-NFE plot (default 50)")
+    ev.add_argument("--model", metavar="M", help="prior: bundled name, diffusers folder or hub id (default: bundled)")
+    ev.add_argument("--lpips-net", choices=("alex", "vgg", "none"), help="LPIPS backbone (default alex)")
+    ev.add_argument("--lpips-weights", metavar="PATH", help="local LPIPS weights, file or folder (or $INVERSA_LPIPS_WEIGHTS)")
+    ev.add_argument("--limit", type=int, metavar="K", help="use the first K images")
+    ev.add_argument("--size", type=int, metavar="S", help="centre-crop and resize images to SxS (default: the model's size)")
+    ev.add_argument("--device", help="torch device (default: cuda when available, or accelerate's)")
+    ev.add_argument("--out", metavar="RUN_DIR", help="run folder: rows, images and reports")
+    ev.add_argument("--config", metavar="FILE", help="JSON or TOML file with any of these settings (and solver_params)")
+    ev.add_argument("--num-shards", type=int, metavar="N", help="split the items into N shards ...")
+    ev.add_argument("--shard-index", type=int, metavar="I", help="... and run shard I (0-based)")
+    ev.add_argument("--merge", action="store_true", help="only build the tables and report of RUN_DIR from its rows")
+    ev.add_argument("--no-fid", action="store_true", help="skip FID/KID")
+
+    def _eval(args):
+        from inversa.eval.evaluate import main_cli
+
+        return main_cli(args)
+
+    ev.set_defaults(func=_eval)
     # [cli:app]
     # [cli:distill]
     return parser
@@ -144,6 +177,27 @@ def _cmd_restore(args) -> int:
         print(f"degraded (naive inverse): PSNR {m['psnr_naive']:.2f} dB  SSIM {m['ssim_naive']:.4f}")
         print(f"restored ({args.solver}, {args.steps} steps): PSNR {m['psnr_restored']:.2f} dB  SSIM {m['ssim_restored']:.4f}")
     print(f"NFE {result.metadata.get('nfe')}  VJP {result.metadata.get('vjp')}  {result.metadata.get('seconds', 0):.1f} s")
+    return 0
+
+
+def _cmd_models_list(args) -> int:
+    from inversa.pretrained import registry
+
+    for m in registry.all_models():
+        default = " (default)" if m.name == registry.DEFAULT_MODEL else ""
+        print(f"{m.name:34s} {m.kind:8s} {m.description}{default}")
+    return 0
+
+
+def _cmd_models_info(args) -> int:
+    from inversa.pretrained import load_prior
+
+    prior = load_prior(args.name)
+    n = sum(p.numel() for p in prior.model.parameters())
+    print(f"name: {prior.name}\nsource: {prior.source}\nparameters: {n / 1e6:.2f} M\n"
+          f"prediction: {prior.prediction_type}\nlearned variance: {prior.learned_variance}\n"
+          f"train timesteps: {prior.num_train_timesteps}\nsample size: {prior.sample_size}\n"
+          f"input sides must be multiples of {prior.size_multiple}")
     return 0
 
 
