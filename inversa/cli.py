@@ -59,6 +59,23 @@ def build_parser() -> argparse.ArgumentParser:
     mi = msub.add_parser("info", help="details of one prior (loads it)")
     mi.add_argument("name", help="bundled name, diffusers folder or hub id")
     mi.set_defaults(func=_cmd_models_info)
+    mc = msub.add_parser("convert", help="convert a guided-diffusion (ADM) checkpoint into a diffusers folder",
+                         description="Convert an ADM checkpoint (ffhq_10m.pt, 256x256_diffusion_uncond.pt, ...) into "
+                         "DIR/unet (safetensors) + DIR/scheduler, usable as --model DIR. .pt files are read weights-only.")
+    mc.add_argument("src", metavar="SRC", help="ADM checkpoint: .pt/.pth (weights only) or .safetensors")
+    mc.add_argument("-o", "--output", required=True, metavar="DIR", help="new folder to create")
+    mc.add_argument("--config", default="auto", metavar="NAME",
+                    help="ffhq, imagenet256-uncond, or auto (default: the known file's config, else read off the weights "
+                    "assuming 64-channel attention heads)")
+    mc.add_argument("--image-size", type=int, metavar="N", help="training image side of an unknown checkpoint read with --config auto (default 256)")
+    mc.set_defaults(func=_cmd_models_convert)
+    mv = msub.add_parser("verify", help="check that a model folder loads and runs (and matches its ADM source)")
+    mv.add_argument("dir", metavar="DIR", help="diffusers model folder (e.g. made by `inversa models convert`)")
+    mv.add_argument("--against", metavar="SRC", help="the ADM checkpoint DIR was converted from: compare outputs")
+    mv.add_argument("--size", type=int, help="test image side (default: twice the smallest side the UNet accepts)")
+    mv.add_argument("--tol", type=float, default=1e-4, help="largest accepted max abs difference with --against (default 1e-4)")
+    mv.set_defaults(func=_cmd_models_verify)
+    # Defaults reproduce the bundled inversa-photo-64 (sized for ~1 h on one shared CPU core).
     p = sub.add_parser("train", help="train a small convolutional diffusion prior on photos",
                        description="Train a DDPM prior (diffusers UNet2DModel, no attention) on random "
                        "crops; resumes from MODEL_DIR/checkpoints when rerun.")
@@ -66,13 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated sources (all, opencv, skimage, sklearn, matplotlib) and/or image folders")
     p.add_argument("-o", "--output", required=True, metavar="MODEL_DIR")
     p.add_argument("--size", type=int, default=64, help="crop size (default 64)")
-    p.add_argument("--steps", type=int, default=10_000)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--checkpoint-every", type=int, default=500)
-    p.add_argument("--eval-every", type=int, default=250)
-    p.add_argument("--channels", default="32,64,128,128", help="UNet block widths (default 32,64,128,128)")
+    p.add_argument("--checkpoint-every", type=int, default=100)
+    p.add_argument("--eval-every", type=int, default=100)
+    p.add_argument("--channels", default="16,32,64,128", help="UNet block widths (default 16,32,64,128)")
     p.add_argument("--resume", default="latest", metavar="CHECKPOINT",
                    help="'latest' (default: newest checkpoint in MODEL_DIR, if any), a checkpoint folder, or 'none'")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -104,15 +121,15 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seeds", metavar="0,1,2", help="seeds (default 0)")
     ev.add_argument("--steps", metavar="N[,N2]", help="sampling steps; several give a metric-vs-NFE plot (default 50)")
     ev.add_argument("--model", metavar="M", help="prior: bundled name, diffusers folder or hub id (default: bundled)")
-    ev.add_argument("--lpips-net", choices=("alex", "vgg", "none"), help="LPIPS backbone (default alex)")
+    ev.add_argument("--lpips-net", metavar="alex|vgg|none", help="LPIPS backbone (default alex)")
     ev.add_argument("--lpips-weights", metavar="PATH", help="local LPIPS weights, file or folder (or $INVERSA_LPIPS_WEIGHTS)")
-    ev.add_argument("--limit", type=int, metavar="K", help="use the first K images")
-    ev.add_argument("--size", type=int, metavar="S", help="centre-crop and resize images to SxS (default: the model's size)")
+    ev.add_argument("--limit", metavar="K", help="use the first K images")
+    ev.add_argument("--size", metavar="S", help="centre-crop and resize images to SxS (default: the model's size)")
     ev.add_argument("--device", help="torch device (default: cuda when available, or accelerate's)")
     ev.add_argument("--out", metavar="RUN_DIR", help="run folder: rows, images and reports")
     ev.add_argument("--config", metavar="FILE", help="JSON or TOML file with any of these settings (and solver_params)")
-    ev.add_argument("--num-shards", type=int, metavar="N", help="split the items into N shards ...")
-    ev.add_argument("--shard-index", type=int, metavar="I", help="... and run shard I (0-based)")
+    ev.add_argument("--num-shards", metavar="N", help="split the items into N shards ...")
+    ev.add_argument("--shard-index", metavar="I", help="... and run shard I (0-based)")
     ev.add_argument("--merge", action="store_true", help="only build the tables and report of RUN_DIR from its rows")
     ev.add_argument("--no-fid", action="store_true", help="skip FID/KID")
 
@@ -122,7 +139,20 @@ def build_parser() -> argparse.ArgumentParser:
         return main_cli(args)
 
     ev.set_defaults(func=_eval)
-    # [cli:app]
+    ap = sub.add_parser("app", help="the web UI: upload a photo, mark the damage, restore, compare",
+                        description="Start the Gradio web UI. It binds 127.0.0.1 (this machine only) unless "
+                        "--host says otherwise; restorations run one or two at a time, others queue.")
+    ap.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1; 0.0.0.0 = all)")
+    ap.add_argument("--port", type=int, help="port (default: the first free one from 7860)")
+    ap.add_argument("--share", action="store_true", help="also open a temporary public *.gradio.live link")
+    ap.add_argument("--model", help="default prior: bundled name, diffusers folder or hub id (default: the bundled prior)")
+
+    def _app(args):
+        from inversa.app import launch
+
+        launch(host=args.host, port=args.port, share=args.share, default_model=args.model)
+
+    ap.set_defaults(func=_app)
     # [cli:distill]
     return parser
 
@@ -198,6 +228,27 @@ def _cmd_models_info(args) -> int:
           f"prediction: {prior.prediction_type}\nlearned variance: {prior.learned_variance}\n"
           f"train timesteps: {prior.num_train_timesteps}\nsample size: {prior.sample_size}\n"
           f"input sides must be multiples of {prior.size_multiple}")
+    return 0
+
+
+def _cmd_models_convert(args) -> int:
+    from inversa.pretrained.adm import convert_checkpoint
+
+    info = convert_checkpoint(args.src, args.output, config=args.config, image_size=args.image_size)
+    cfg = info["adm_config"]
+    print(f"converted {args.src} (sha256 {info['source_sha256']}) -> {args.output}\n"
+          f"ADM config: model_channels {cfg['model_channels']}, num_res_blocks {cfg['num_res_blocks']}, channel_mult "
+          f"{','.join(f'{m:g}' for m in cfg['channel_mult'])}, attention at {','.join(map(str, cfg['attention_resolutions']))}, "
+          f"learned variance {cfg['out_channels'] == 2 * cfg['in_channels']}\n"
+          f"use it with --model {args.output}; check it with `inversa models verify {args.output} --against {args.src}`")
+    return 0
+
+
+def _cmd_models_verify(args) -> int:
+    from inversa.pretrained.adm import verify_folder
+
+    verify_folder(args.dir, against=args.against, size=args.size, tol=args.tol)
+    print(f"verified {args.dir}")
     return 0
 
 

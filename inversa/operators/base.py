@@ -7,6 +7,11 @@ Images are float tensors in [0, 1], NCHW, any batch size.
 
 from __future__ import annotations
 
+import math
+import numbers
+from pathlib import Path
+
+import numpy as np
 import torch
 
 from inversa.errors import UserError
@@ -18,9 +23,14 @@ class LinearOperator(torch.nn.Module):
 
     name: str = "linear"
 
-    def __init__(self, noise: NoiseModel | None = None):
+    def __init__(self, noise: NoiseModel | None = None, channels: int | None = None):
         super().__init__()
+        if noise is not None and not isinstance(noise, NoiseModel):
+            raise UserError(f"noise must be a NoiseModel (e.g. GaussianNoise(0.025)) or None, "
+                            f"got {type(noise).__name__}")
         self.noise = noise if noise is not None else GaussianNoise(0.0)
+        # Optional channel count that A/measure insist on (None: any number of channels).
+        self.channels = None if channels is None else _positive_int(channels, "channels")
 
     # --- the linear map -------------------------------------------------------------------
     def A(self, x: torch.Tensor) -> torch.Tensor:
@@ -54,7 +64,7 @@ class LinearOperator(torch.nn.Module):
 
     def measure(self, x: torch.Tensor, generator=None) -> torch.Tensor:
         """`A(x) + n`. `generator`: None, one `torch.Generator`, or a list with one per image."""
-        check_image(x, "x")
+        check_image(x, "x", self.channels)
         y = self.A(x)
         gens = as_generators(generator, x.shape[0])
         return self.restrict_noise(self.noise(y, gens))
@@ -69,11 +79,15 @@ class LinearOperator(torch.nn.Module):
 
     def metadata(self) -> dict:
         """JSON-serialisable description: name, parameters, noise on both scales."""
-        return {"operator": self.name, **self.noise.metadata()}
+        meta = {"operator": self.name, **self.noise.metadata()}
+        if self.channels is not None:
+            meta["channels"] = self.channels
+        meta.update(getattr(self, "preset", None) or {})  # set by make_preset: name, seed, index
+        return meta
 
 
-def check_image(x, what: str = "image", channels: int | None = None) -> None:
-    """One-line errors for tensors that are not NCHW float images in (about) [0, 1]."""
+def check_shape(x, what: str = "image", channels: int | None = None) -> None:
+    """The cheap part of `check_image` (type, NCHW, float, channels): what `A` checks on each call."""
     if not isinstance(x, torch.Tensor):
         raise UserError(f"{what} must be a torch.Tensor, got {type(x).__name__}")
     if x.ndim != 4:
@@ -82,8 +96,57 @@ def check_image(x, what: str = "image", channels: int | None = None) -> None:
         raise UserError(f"{what} must be a floating-point tensor in [0, 1], got dtype {x.dtype}")
     if channels is not None and x.shape[1] != channels:
         raise UserError(f"{what} has {x.shape[1]} channels, expected {channels}")
+
+
+def check_image(x, what: str = "image", channels: int | None = None) -> None:
+    """One-line errors for tensors that are not NCHW float images in (about) [0, 1]."""
+    check_shape(x, what, channels)
+    x = x.detach()
     if not torch.isfinite(x).all():
         raise UserError(f"{what} contains NaN or inf values")
     lo, hi = float(x.min()), float(x.max())
     if lo < -0.5 or hi > 1.5:
         raise UserError(f"{what} values span [{lo:.3g}, {hi:.3g}]; images must be in [0, 1]")
+
+
+def _positive_int(value, what: str, minimum: int = 1) -> int:
+    """`value` as an int >= minimum (numpy ints and integral floats accepted), else a UserError."""
+    ok = (isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+          and value == int(value) and value >= minimum)
+    if not ok:
+        kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise UserError(f"{what} must be {kind}, got {value!r}")
+    return int(value)
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+def read_array(path, what: str, key: str | None = None) -> np.ndarray:
+    """A 2-D+ array from .npy, .npz (array `key`, default the first) or an image file (grey levels
+    0-255); unreadable or missing files raise a UserError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{what} file {str(path)!r} does not exist")
+    suffix = path.suffix.lower()
+    if suffix not in (".npy", ".npz", *IMAGE_SUFFIXES):
+        raise UserError(f"{what} file {path.name!r}: accepted formats are .npy, .npz and {', '.join(IMAGE_SUFFIXES)}")
+    try:
+        if suffix == ".npy":
+            return np.load(path, allow_pickle=False)
+        if suffix == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                if not z.files:
+                    raise UserError(f"{path.name} holds no arrays")
+                if key is not None and key not in z.files:
+                    raise UserError(f"{path.name} has no array {key!r}; it holds {', '.join(z.files)}")
+                return z[key if key is not None else z.files[0]]
+        from PIL import Image
+
+        with Image.open(path) as im:
+            return np.asarray(im.convert("L"), dtype=np.float64)
+    except UserError:
+        raise
+    except Exception as exc:  # corrupt file, wrong format behind the suffix, pickled object...
+        raise UserError(f"{what} file {path.name!r} is not readable ({type(exc).__name__}); "
+                        f"accepted: .npy, .npz or an image") from None
