@@ -24,7 +24,13 @@ def load_prior(name_or_path: str | None = None, *, device="cpu", dtype=torch.flo
         return _load_folder(Path(entry.source), name, device, dtype)
     path = Path(name).expanduser()
     if path.exists():
+        if path.is_file():  # a raw checkpoint: say how to convert it
+            adm = registry.find_adm_file(path.name)
+            raise UserError(adm.how_to_get() if adm else f"model {str(path)!r} is a file, not a diffusers folder; for a guided-diffusion "
+                            f"(ADM) checkpoint run `inversa models convert {path} -o DIR` and pass --model DIR")
         return _load_folder(path, str(path), device, dtype)
+    if entry is not None and entry.kind == "adm":
+        raise UserError(entry.how_to_get())
     if HUB_ID.match(name):
         return _load_folder(_download(name), name, device, dtype)
     accepted = ", ".join(m.name for m in registry.bundled_models()) or "(none installed)"

@@ -1,4 +1,5 @@
-"""Known priors: the bundled one(s) shipped in the package and diffusers hub models users can fetch."""
+"""Known priors: the bundled one(s) shipped in the package, diffusers hub models users can fetch, and
+guided-diffusion (ADM) checkpoints that users download and convert with `inversa models convert`."""
 
 from __future__ import annotations
 
@@ -12,10 +13,18 @@ DEFAULT_MODEL = "inversa-photo-64"
 @dataclass(frozen=True)
 class ModelEntry:
     name: str
-    kind: str  # "bundled" | "hub"
-    source: str  # package path or hub id
+    kind: str  # "bundled" | "hub" | "adm" (a checkpoint file to download and convert)
+    source: str  # package path, hub id, or the ADM file name
     description: str
     licence: str = ""
+    obtain: str = ""  # where to download it (ADM)
+    adm_config: str = ""  # key of inversa.pretrained.adm.ADM_CONFIGS (ADM)
+    sha256: str | None = None  # expected file hash; None = unknown (not verified by us)
+    aliases: tuple = ()  # other file names the same checkpoint is distributed under (ADM)
+
+    def how_to_get(self) -> str:
+        return (f"{self.name} is a guided-diffusion checkpoint that must be converted first: download {self.source} from "
+                f"{self.obtain}, then run `inversa models convert {self.source} -o DIR --config {self.adm_config}` and pass --model DIR")
 
 
 HUB_MODELS = [
@@ -25,6 +34,24 @@ HUB_MODELS = [
     ModelEntry("google/ddpm-church-256", "hub", "google/ddpm-church-256", "DDPM LSUN church 256²", "apache-2.0"),
     ModelEntry("google/ddpm-bedroom-256", "hub", "google/ddpm-bedroom-256", "DDPM LSUN bedroom 256²", "apache-2.0"),
     ModelEntry("google/ddpm-cat-256", "hub", "google/ddpm-cat-256", "DDPM LSUN cat 256²", "apache-2.0"),
+]
+
+
+# Configurations are in inversa.pretrained.adm.ADM_CONFIGS. File hashes: unknown — we could not download the
+# files to hash them, and no hash is published by their authors; `inversa models convert` records the sha256 it saw.
+ADM_MODELS = [
+    ModelEntry("ffhq_10m", "adm", "ffhq_10m.pt",
+               "ADM faces 256² (FFHQ), the DPS authors' checkpoint (DiffPIR and deepinv use it as diffusion_ffhq_10m.pt)",
+               licence="not stated (DPS2022/diffusion-posterior-sampling has no licence file); trained on FFHQ (dataset licence CC BY-NC-SA 4.0): treat as non-commercial research use",
+               obtain="the Google Drive folder linked from github.com/DPS2022/diffusion-posterior-sampling "
+                      "(https://drive.google.com/drive/folders/1jElnRoFv7b31fG0v6pTSQkelbSX3xGZh)",
+               adm_config="ffhq", aliases=("diffusion_ffhq_10m.pt",)),
+    ModelEntry("256x256_diffusion_uncond", "adm", "256x256_diffusion_uncond.pt",
+               "ADM ImageNet 256² unconditional (OpenAI guided-diffusion); DPS's ImageNet config is this architecture",
+               licence="MIT (the openai/guided-diffusion repository; no separate weights licence); its model card: research use",
+               obtain="https://openaipublic.blob.core.windows.net/diffusion/jul-2021/256x256_diffusion_uncond.pt "
+                      "(listed in github.com/openai/guided-diffusion README)",
+               adm_config="imagenet256-uncond"),
 ]
 
 
@@ -40,8 +67,13 @@ def bundled_models() -> list[ModelEntry]:
 
 
 def all_models() -> list[ModelEntry]:
-    return bundled_models() + HUB_MODELS
+    return bundled_models() + HUB_MODELS + ADM_MODELS
 
 
 def find(name: str) -> ModelEntry | None:
     return next((m for m in all_models() if m.name == name), None)
+
+
+def find_adm_file(filename: str) -> ModelEntry | None:
+    """The ADM entry whose download is called `filename` (e.g. ffhq_10m.pt), if any."""
+    return next((m for m in ADM_MODELS if filename in (m.source, *m.aliases)), None)
