@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from inversa.errors import UserError
 
@@ -25,7 +25,7 @@ def load_image(path, *, mode: str = "RGB") -> torch.Tensor:
     try:
         with Image.open(p) as im:
             im.load()
-            return pil_to_tensor(im, mode=mode)
+            return pil_to_tensor(ImageOps.exif_transpose(im), mode=mode)  # phone photos upright
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise UserError(f"{str(p)!r} is not a readable image ({type(exc).__name__}); accepted: PNG, JPEG, BMP, TIFF, WebP") from None
 

@@ -112,7 +112,8 @@ def restore(image, *, task: str | None = None, preset: str | None = None, simula
 
     gens = [torch.Generator().manual_seed(seed)]
     if simulate:
-        clean, (h, w) = _pad_to(x, multiple)
+        # SR presets need sides divisible by the factor as well as by the network's stride.
+        clean, (h, w) = _pad_to(x, math.lcm(multiple, factor, 4 if preset == "sr4" else 1))
         if preset is not None:
             op = ops.make_preset(preset, tuple(clean.shape[-2:]), index=0, seed=seed, sigma=sigma)
         else:
@@ -143,7 +144,8 @@ def restore(image, *, task: str | None = None, preset: str | None = None, simula
         naive = op.naive_inverse(y).clamp(0, 1)
     out = solver_obj(y, op, generator=gens, num_steps=steps, callback=callback, progress=progress)
     crop = lambda t: t[..., :h, :w]  # noqa: E731
-    hy, wy = op.output_shape((1, 3, h, w))[-2:]
+    Hp, Wp = out.x.shape[-2:]  # the padded size: the measurement is cropped in proportion
+    hy, wy = math.ceil(h * y.shape[-2] / Hp), math.ceil(w * y.shape[-1] / Wp)
     result = RestoreResult(restored=crop(out.x).cpu(), measurement=y[..., :hy, :wy].cpu(), naive=crop(naive).cpu(),
                            clean=crop(clean).cpu() if clean is not None else None, messages=messages)
     result.metadata = {"mode": "simulate" if simulate else "damaged", "task": task, "preset": preset, "seed": seed,

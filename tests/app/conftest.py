@@ -1,0 +1,102 @@
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+# The test app's limits, small so that "too large" uploads are small files.
+MAX_PIXELS = 160 * 160
+MAX_FILE_SIZE = "100kb"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture()
+def make_photo(tmp_path):
+    """make_photo(name, (w, h), shift): a PNG of the astronaut resized (and rolled by `shift` px), its
+    levels squeezed into [0.1, 0.9] so that black pixels in a measurement can only be masked ones."""
+    from inversa.demo import demo_image
+    from inversa.imageio import save_image
+
+    def make(name="photo.png", size=(96, 72), shift=0):
+        x = torch.nn.functional.interpolate(demo_image(128), size=(size[1], size[0]), mode="bilinear", antialias=True)
+        return save_image(torch.roll(0.1 + 0.8 * x.clamp(0, 1), shifts=shift, dims=-1), tmp_path / name)
+    return make
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """The app shares a few busy cores with the browser and other jobs: one torch thread is far
+    faster there than several spinning ones (restored after each module)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def app_demo(tiny_model_dir):
+    """The app serving on a free loopback port with the tiny model and 3 steps."""
+    from inversa.app import build_app, launch
+
+    demo = build_app(str(tiny_model_dir), default_steps=3, max_side=128, max_pixels=MAX_PIXELS, concurrency=2)
+    launch(demo, port=_free_port(), max_file_size=MAX_FILE_SIZE, block=False)
+    yield demo
+    demo.close()
+
+
+@pytest.fixture(scope="session")
+def app_server(app_demo):
+    """The app's URL."""
+    return app_demo.local_url.rstrip("/")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing: install Debian's browser with `apt-get install -y chromium`")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the Python playwright package is not installed")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture()
+def page(browser, app_server, tmp_path):
+    ctx = browser.new_context(viewport={"width": 1280, "height": 1000}, accept_downloads=True)
+    pg = ctx.new_page()
+    pg.set_default_timeout(60_000)
+    pg.goto(app_server)
+    pg.wait_for_selector("#photo input[type=file]", state="attached")
+    yield pg
+    ctx.close()
+
+
+@pytest.fixture(scope="session")
+def to_array():
+    """to_array(path) -> (H, W, 3) float array in [0, 1]."""
+    def load(path):
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"), dtype=np.float32) / 255
+    return load
+
+
+@pytest.fixture()
+def shot(tmp_path):
+    """shot(page, name): a full-page screenshot under the test's tmp_path."""
+    def take(pg, name):
+        out = tmp_path / f"{name}.png"
+        pg.screenshot(path=str(out), full_page=True)
+        return out
+    return take
+
