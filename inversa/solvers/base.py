@@ -71,6 +71,13 @@ def randn(shape, generators, *, device, dtype) -> torch.Tensor:
     return torch.stack([torch.randn(shape[1:], generator=g, device=g.device, dtype=dtype).to(device) for g in generators])
 
 
+def rademacher(shape, generators, *, device, dtype) -> torch.Tensor:
+    """Random ±1 probes (Hutchinson), image i drawn from generators[i] alone."""
+    if generators is None:
+        return torch.randint(0, 2, shape, device=device).to(dtype) * 2 - 1
+    return torch.stack([torch.randint(0, 2, shape[1:], generator=g, device=g.device).to(device, dtype) * 2 - 1 for g in generators])
+
+
 class Solver:
     """The shared loop: respaced timesteps, ancestral (DDPM) or DDIM step, guidance hook, progress,
     callbacks, NFE/VJP counts. Subclasses set `name`, `needs_grad` and override a hook."""

@@ -6,6 +6,9 @@ import torch
 
 from inversa.errors import UserError
 from inversa.solvers.base import SolverOutput
+from inversa.solvers.c_dps import CDPS
+from inversa.solvers.ca_dps import CADPS
+from inversa.solvers.cmi_dps import CMIDPS
 from inversa.solvers.dps import DPS
 
 
@@ -24,7 +27,7 @@ class Naive:
         return SolverOutput(x=x, nfe=0, vjp=0, metadata={"solver": "naive", "nfe": 0, "vjp": 0})
 
 
-SOLVERS: dict[str, type] = {"dps": DPS, "naive": Naive}
+SOLVERS: dict[str, type] = {"dps": DPS, "ca-dps": CADPS, "cmi-dps": CMIDPS, "c-dps": CDPS, "naive": Naive}
 
 
 def make_solver(name: str, prior=None, **params):

@@ -1,0 +1,112 @@
+"""C-DPS against the analytic Gaussian prior; exact step sampling (closed form = CG); one forward,
+no VJP; seeds, batch invariance and SR. The method is not exact on Gaussians: the measured gaps are
+recorded as strict xfails so a change in behaviour shows up."""
+
+import pytest
+import torch
+
+from inversa.operators import Blur, GaussianNoise, Inpainting, gaussian_kernel
+from inversa.solvers import CDPS, make_solver
+
+from oracle import (MatrixOperator, check_seeds_and_batch_invariance, check_super_resolution, gens, half_mask,
+                    moments_error, posterior_samples, problem)
+
+
+def _inpaint():
+    return Inpainting(half_mask(), noise=GaussianNoise(0.025)).double()
+
+
+def _blur():
+    return Blur(gaussian_kernel(3, 1.0), noise=GaussianNoise(0.025)).double()
+
+
+_MOMENTS = {}
+
+
+def _inpainting_moments(prior, y_path, num_steps=100):
+    key = (id(prior), y_path, num_steps)
+    if key not in _MOMENTS:
+        _MOMENTS[key] = _run_inpainting(prior, y_path, num_steps)
+    return _MOMENTS[key]
+
+
+def _run_inpainting(prior, y_path, num_steps):
+    op = _inpaint()
+    y, mean, cov = problem(prior, op)
+    x, out = posterior_samples(CDPS(prior, clip_x0=False, y_path=y_path), y, op, 4096, num_steps)
+    err, ratio = moments_error(x, mean, cov)
+    obs = half_mask().bool().reshape(-1)
+    print(f"C-DPS {y_path}, inpainting, {num_steps} steps: mean error {err:.4f}, variance ratio observed "
+          f"[{ratio[obs].min():.3f}, {ratio[obs].max():.3f}], unobserved [{ratio[~obs].min():.3f}, {ratio[~obs].max():.3f}]")
+    return err, ratio[obs], ratio[~obs], out
+
+
+@pytest.mark.parametrize("y_path", ["coupled", "independent"])
+def test_posterior_mean_inpainting(gauss16, y_path):
+    err, _, _, out = _inpainting_moments(gauss16, y_path)
+    assert err < 0.05
+    assert out.nfe == 100 and out.vjp == 0 and out.metadata["solve"] == "closed-form"
+
+
+@pytest.mark.xfail(strict=True, reason="measured (4096 samples, 100 steps): observed-pixel variance ratio 0.61-0.63 "
+                   "(coupled) / 1.04-1.11 (independent); unobserved 0.81-0.85 (the DDPM step itself at 100 steps)")
+@pytest.mark.parametrize("y_path", ["coupled", "independent"])
+def test_posterior_variance_inpainting(gauss16, y_path):
+    _, obs, unobs, _ = _inpainting_moments(gauss16, y_path)
+    assert 0.8 <= min(obs.min(), unobs.min()) and max(obs.max(), unobs.max()) <= 1.25
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="measured (4096 samples, 100 steps): mean error 0.99 (coupled) / 0.20 "
+                   "(independent); p(y_t|x_t) = N(A x_t, ab_t sy^2) with the predicted eps over-trusts y early "
+                   "(effective Jacobian 1/sqrt(ab_t)), i.e. a naive inverse along weakly observed directions")
+@pytest.mark.parametrize("y_path", ["coupled", "independent"])
+def test_posterior_blur(gauss16, y_path):
+    op = MatrixOperator(_blur(), (1, 4, 4))
+    y, mean, cov = problem(gauss16, op)
+    x, _ = posterior_samples(CDPS(gauss16, clip_x0=False, y_path=y_path, cg_iters=100, cg_tol=1e-8), y, op, 4096, 100)
+    err, ratio = moments_error(x, mean, cov)
+    print(f"C-DPS {y_path}, blur: mean error {err:.4f}, variance ratio [{ratio.min():.3f}, {ratio.max():.3f}]")
+    assert err < 0.05 and 0.8 <= ratio.min() and ratio.max() <= 1.25
+
+
+def test_closed_form_equals_cg(gauss16):
+    """The step posterior is sampled exactly either way: inpainting by its closed form and, as a
+    dense matrix (no diagonal Gram), by CG give the same samples."""
+    a = _inpaint()
+    b = MatrixOperator(a, (1, 4, 4))
+    ys = torch.cat([problem(gauss16, a, seed=s)[0] for s in range(3)])
+    closed = CDPS(gauss16, clip_x0=False)(ys, a, generator=gens([0, 1, 2]), num_steps=20, progress=False)
+    by_cg = CDPS(gauss16, clip_x0=False, cg_tol=1e-12, cg_iters=100)(ys, b, generator=gens([0, 1, 2]), num_steps=20, progress=False)
+    assert torch.allclose(closed.x, by_cg.x, atol=1e-8)
+    assert by_cg.metadata["solve"] == "cg" and by_cg.metadata["cg_solves"] == 20 and by_cg.metadata["cg_unconverged"] == 0
+
+
+def test_one_forward_no_vjp_and_metadata(gauss16):
+    op = _blur()
+    y, _, _ = problem(gauss16, op)
+    out = make_solver("c-dps", gauss16)(y, op, generator=gens([0]), num_steps=10, progress=False)
+    assert out.nfe == 10 and out.vjp == 0
+    m = out.metadata
+    assert m["variant"] == m["y_path"] == "coupled" and m["var_floor"] == pytest.approx(1e-4, rel=1e-3)
+    assert m["cg_unconverged"] == 0 and m["cg_max_residual"] <= m["cg_tol"]
+
+
+@pytest.mark.parametrize("y_path", ["coupled", "independent"])
+def test_seeds_and_batch_invariance(gauss16, y_path):
+    op = _blur()
+    ys = torch.cat([problem(gauss16, op, seed=s)[0] for s in range(4)])
+    check_seeds_and_batch_invariance(make_solver("c-dps", gauss16, y_path=y_path), op, ys)
+
+
+def test_super_resolution():
+    out = check_super_resolution(lambda prior: make_solver("c-dps", prior))
+    assert out.vjp == 0 and out.metadata["solve"] == "cg"
+
+
+def test_parameters_are_validated(gauss16):
+    from inversa.errors import UserError
+
+    for bad in ({"y_path": "x"}, {"var_floor": 0}, {"cg_iters": 0}, {"sigma_min": -1}):
+        with pytest.raises(UserError):
+            CDPS(gauss16, **bad)
