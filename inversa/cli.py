@@ -158,19 +158,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _parse_params(items: list[str]) -> dict:
+    from inversa.solvers.registry import parse_value
+
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise UserError(f"--param {item!r} must look like KEY=VALUE")
-        for conv in (int, float):
-            try:
-                out[key] = conv(value)
-                break
-            except ValueError:
-                pass
-        else:
-            out[key] = {"true": True, "false": False, "none": None}.get(value.lower(), value)
+        out[key] = parse_value(value)
     return out
 
 

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from inversa.errors import UserError
+from inversa.solvers.registry import parse_value
 
 IMAGE_FORMATS = "PNG, JPEG, BMP, TIFF, WebP"
 
@@ -94,14 +95,7 @@ def parse_params(text: str, solver: str, *, scale=None, sampler=None) -> dict:
             raise UserError(f"method parameter {item.strip()!r} must look like key=value")
         if key not in accepted:
             raise UserError(f"solver {solver!r} has no parameter {key!r}; accepted: {', '.join(accepted) or 'none'}")
-        for conv in (int, float):
-            try:
-                out[key] = conv(value)
-                break
-            except ValueError:
-                pass
-        else:
-            out[key] = {"true": True, "false": False, "none": None}.get(value.lower(), value)
+        out[key] = parse_value(value)
     return out
 
 

@@ -38,3 +38,13 @@ def make_solver(name: str, prior=None, **params):
     if key != "naive" and prior is None:
         raise UserError(f"solver {name!r} needs a prior")
     return SOLVERS[key](prior, **params)
+
+
+def parse_value(text: str):
+    """A method parameter typed on a command line or in the UI: int, float, true/false/none, or text."""
+    for conv in (int, float):
+        try:
+            return conv(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False, "none": None}.get(text.lower(), text)

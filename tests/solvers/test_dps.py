@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from inversa.operators import Blur, GaussianNoise, Inpainting, SuperResolution, gaussian_kernel
-from inversa.pretrained.analytic import exact_posterior, gaussian_prior
+from inversa.pretrained.analytic import gaussian_prior
+from oracle import problem
 from inversa.solvers import DPS, make_solver
 
 
@@ -12,16 +13,6 @@ def _half_mask(h=16, w=16):
     m = torch.zeros(h, w, dtype=torch.float64)
     m.view(-1)[::2] = 1
     return m
-
-
-def _problem(prior, op, seed=1):
-    """A draw x0 from the prior, its measurement y in [0, 1] units and the exact posterior (model scale)."""
-    g = torch.Generator().manual_seed(seed)
-    x_m = prior.model.mean + prior.model.var.sqrt() * torch.randn(prior.model.mean.shape, generator=g, dtype=torch.float64)
-    y = op.measure(((x_m + 1) / 2).unsqueeze(0), generator=g)
-    y_m = 2 * y - op.A(torch.ones_like(x_m).unsqueeze(0))
-    mean, cov = exact_posterior(prior.model, op, y_m, 2 * op.sigma)
-    return y, mean, cov
 
 
 # The reference zeta (0.5 for inpainting) is tuned for 256x256x3 images: the plain-norm residual makes
@@ -32,7 +23,7 @@ SCALE = 0.1
 
 def _dps_error(prior, num_steps, n=256, **kw):
     op = Inpainting(_half_mask(), noise=GaussianNoise(0.025)).double()
-    y, mean, _ = _problem(prior, op)
+    y, mean, _ = problem(prior, op)
     out = DPS(prior, clip_x0=False, scale=SCALE, **kw)(y.expand(n, -1, -1, -1), op, generator=torch.Generator().manual_seed(0), num_steps=num_steps, progress=False)
     obs = _half_mask().bool().unsqueeze(0)
     return ((2 * out.x - 1).mean(0) - mean)[obs].abs().max().item(), out
@@ -64,7 +55,7 @@ def _blur_op():
 @pytest.mark.parametrize("solver", ["dps"])
 def test_batch_invariance_and_seeds(gauss16, solver, gens):
     op = _blur_op()
-    ys = torch.stack([_problem(gauss16, op, seed=s)[0][0] for s in range(4)])
+    ys = torch.stack([problem(gauss16, op, seed=s)[0][0] for s in range(4)])
     s = make_solver(solver, gauss16)
     batch = s(ys, op, generator=gens([10, 11, 12, 13]), num_steps=20, progress=False).x
     alone = s(ys[2:3], op, generator=gens([12]), num_steps=20, progress=False).x
