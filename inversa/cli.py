@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--sigma", type=float, help="Gaussian noise std in [0, 1] image units (default 0.025)")
     g.add_argument("--sigma-pm1", type=float, help="the same on the [-1, 1] scale of the literature (0.05 = --sigma 0.025)")
-    p.add_argument("--solver", default="dps", help="solver name (default dps)")
+    p.add_argument("--solver", help="dps, ca-dps, cmi-dps, c-dps or naive (default dps; c-dps for --demo)")
     p.add_argument("--steps", type=int, default=50, help="sampling steps (default 50)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--model", help="bundled model name, diffusers folder or hub id (default: the bundled prior)")
@@ -177,6 +177,8 @@ def _cmd_restore(args) -> int:
 
     sigma = args.sigma if args.sigma_pm1 is None else args.sigma_pm1 / 2
     image, preset, task = args.image, args.preset, args.task
+    # C-DPS for the demo: with the small bundled prior it is the solver that keeps the photo (see the model card).
+    args.solver = args.solver or ("c-dps" if args.demo else "dps")
     if args.demo:
         from inversa.demo import demo_image
 

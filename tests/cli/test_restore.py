@@ -91,3 +91,12 @@ def test_restore_errors_one_line(case, tiny_model_dir, photo, tmp_path, capsys):
     assert code == 2, err
     assert len(err.splitlines()) == 1 and "error" in err, err
     assert not out.exists() and not (tmp_path / "o.xyz").exists()
+
+
+def test_demo_runs_offline_with_the_bundled_prior(tmp_path):
+    out = tmp_path / "demo_restored.png"
+    r = run_cli("restore", "--demo", "--steps", "2", "-o", out)
+    assert r.returncode == 0, r.stderr
+    assert "restored (c-dps, 2 steps)" in r.stdout and "degraded (naive inverse)" in r.stdout
+    assert Image.open(out).size == (256, 256)
+    assert (tmp_path / "demo_comparison.png").exists()
