@@ -25,7 +25,6 @@ from inversa.errors import UserError
 from inversa.imageio import load_image, save_image, side_by_side
 
 TASKS = ("inpaint", "deblur", "sr", "denoise")
-DEFAULT_SIGMA = 0.025  # [0, 1] units: the literature's 0.05 on [-1, 1]
 
 
 @dataclass
@@ -45,7 +44,7 @@ def make_operator(task: str, image_size: tuple[int, int], *, mask=None, kernel=N
     or a path to an image whose white pixels are missing."""
     from inversa import operators as ops
 
-    noise = ops.GaussianNoise(DEFAULT_SIGMA if sigma is None else sigma)
+    noise = ops.GaussianNoise(ops.DEFAULT_SIGMA if sigma is None else sigma)
     if task == "inpaint":
         if mask is None:
             return ops.make_preset("box_inpaint", image_size, index=0, seed=seed, sigma=noise.sigma)
@@ -94,10 +93,10 @@ def restore(image, *, task: str | None = None, preset: str | None = None, simula
         raise UserError(f"factor must be a positive integer, got {factor}")
     simulate = simulate or preset is not None
     x = load_image(image) if not isinstance(image, torch.Tensor) else image
-    if isinstance(mask, (str, Path)):  # validate before loading a model
+    if isinstance(mask, (str, Path)):
         mask = ops.load_mask(mask)
-        if not simulate and tuple(mask.shape[-2:]) != tuple(x.shape[-2:]):
-            raise UserError(f"mask is {mask.shape[-1]}x{mask.shape[-2]} but the image is {x.shape[-1]}x{x.shape[-2]}; they must match")
+    if mask is not None and not simulate and tuple(mask.shape[-2:]) != tuple(x.shape[-2:]):  # before loading a model
+        raise UserError(f"mask is {mask.shape[-1]}x{mask.shape[-2]} but the image is {x.shape[-1]}x{x.shape[-2]}; they must match")
     solver_obj = make_solver(solver, None if solver == "naive" else (prior or load_prior(model, device=device)), **(solver_params or {}))
     multiple = getattr(getattr(solver_obj, "prior", None), "size_multiple", 1)
     messages = []
@@ -127,11 +126,9 @@ def restore(image, *, task: str | None = None, preset: str | None = None, simula
             if mask is None:
                 raise UserError("task inpaint on a damaged photo needs --mask FILE (white = missing pixels)")
             m = mask.float()
-            if tuple(m.shape[-2:]) != tuple(y0.shape[-2:]):
-                raise UserError(f"mask is {m.shape[-1]}x{m.shape[-2]} but the image is {y0.shape[-1]}x{y0.shape[-2]}; they must match")
             m, _ = _pad_to(m.reshape(1, 1, *m.shape[-2:]), multiple, mode="constant")  # padding = missing
             y, (h, w) = _pad_to(y0, multiple)
-            op = ops.Inpainting(m, noise=ops.GaussianNoise(DEFAULT_SIGMA if sigma is None else sigma))
+            op = ops.Inpainting(m, noise=ops.GaussianNoise(ops.DEFAULT_SIGMA if sigma is None else sigma))
             y = op.A(y)
         else:
             y, (hy, wy) = _pad_to(y0, multiple)

@@ -1,19 +1,8 @@
 import os
-from pathlib import Path
-
 import pytest
 import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-
-
-def shared_path(*parts) -> Path:
-    """A path under ../shared, or skip the test with a reason when it is absent."""
-    p = SHARED.joinpath(*parts)
-    if not p.exists():
-        pytest.skip(f"{p} is absent (../shared holds evaluation data; not available on this machine)")
-    return p
 
 
 @pytest.fixture(scope="session")

@@ -154,7 +154,7 @@ def restore_kwargs(*, photo, mode: str, task: str, editor=None, mask_file=None, 
     """`restore()` keyword arguments (without the prior) from the page's values, and notes on what
     was done to the image; UserError on bad input."""
     from inversa import operators as ops
-    from inversa.imageio import pil_to_tensor
+    from inversa.imageio import load_image
     from inversa.solvers import SOLVERS
 
     if not photo:
@@ -165,7 +165,7 @@ def restore_kwargs(*, photo, mode: str, task: str, editor=None, mask_file=None, 
     steps, seed = int(steps), int(seed)
     if steps < 1 or seed < 0:
         raise UserError(f"steps must be >= 1 and seed >= 0, got steps {steps}, seed {seed}")
-    x = pil_to_tensor(open_upright(photo))
+    x = load_image(photo)
     kw = dict(image=x, solver=solver, steps=steps, seed=seed, sigma=float(sigma), max_size=int(max_side),
               solver_params=solver_params or {}, progress=False)
     if mode == "simulate":
