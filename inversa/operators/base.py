@@ -49,6 +49,12 @@ class LinearOperator(torch.nn.Module):
         """diag(A^T A) broadcastable to the image when A^T A is diagonal (inpainting), else None."""
         return None
 
+    def gram_solve(self, rhs: torch.Tensor, c: float) -> torch.Tensor | None:
+        """Exact w = (I + c A^T A)^{-1} rhs (scalar c >= 0) when the operator knows a closed form
+        (diagonal A^T A here; eigenbases in SR and circular blur), else None: callers then use CG."""
+        d = self.gram_diagonal()
+        return None if d is None else rhs / (1 + c * d.to(rhs))
+
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         return tuple(input_shape)
 

@@ -118,18 +118,26 @@ class Blur(LinearOperator):
     # y[i] = sum_a k[a] xp[i + a], i < Hp - kh + 1, never wraps around, so it equals the circular one
     # (X conj(K)); its adjoint scatters y back with the circular convolution (Y K), also without
     # wrapping. Exact up to rounding, and much faster than direct conv for the 61x61 kernels.
-    def _fft_filter(self, v: torch.Tensor, k: torch.Tensor, s: tuple[int, int], adjoint: bool) -> torch.Tensor:
+    def _spectrum(self, s: tuple[int, int], dtype, device) -> torch.Tensor:
+        """rfft2 of the kernel(s) on an s grid, (Bk, 1, s0, s1 // 2 + 1), cached: every solver step
+        filters with the same kernel, and the kernel FFT was a quarter of the operator's cost."""
+        k = self.kernel
+        key = (s, dtype, device, k.data_ptr(), k._version)
+        cache = self.__dict__.setdefault("_spectra", {})
+        if key not in cache:
+            if len(cache) > 8:
+                cache.clear()
+            cache[key] = torch.stack([torch.fft.rfft2(ki.to(device, dtype), s=s) for ki in k])
+        return cache[key]
+
+    def _fft_filter(self, v: torch.Tensor, s: tuple[int, int], adjoint: bool) -> torch.Tensor:
         """Filter each image with its kernel on an s-sized FFT grid. One FFT call per image:
         batched FFTs can round differently (SIMD lanes), and image i's result must not depend
         on its batch-mates."""
-        def spectrum(ki):  # ki: (1, kh, kw), broadcast over channels
-            f = torch.fft.rfft2(ki, s=s)
-            return f if adjoint else f.conj()
-
-        shared = spectrum(k[0]) if len(k) == 1 else None
-        out = [torch.fft.irfft2(torch.fft.rfft2(v[i], s=s) * (shared if shared is not None else spectrum(k[i])), s=s)
-               for i in range(len(v))]
-        return torch.stack(out)
+        spec = self._spectrum(s, v.dtype, v.device)
+        spec = spec if adjoint else spec.conj()
+        return torch.stack([torch.fft.irfft2(torch.fft.rfft2(v[i], s=s) * spec[i if len(spec) > 1 else 0], s=s)
+                            for i in range(len(v))])
 
     def A(self, x: torch.Tensor) -> torch.Tensor:
         k = self._kernel_for(x, "x")
@@ -143,17 +151,32 @@ class Blur(LinearOperator):
             x = x.index_select(-2, ih).index_select(-1, iw)
         hp, wp = x.shape[-2:]
         s = (fast_len(hp), fast_len(wp))  # any grid >= (hp, wp) avoids wrap-around; pick a fast one
-        return self._fft_filter(x, k, s, adjoint=False)[..., :hp - kh + 1, :wp - kw + 1]
+        return self._fft_filter(x, s, adjoint=False)[..., :hp - kh + 1, :wp - kw + 1]
 
     def A_adjoint(self, y: torch.Tensor) -> torch.Tensor:
         k = self._kernel_for(y, "y")
         hp, wp = y.shape[-2] + k.shape[-2] - 1, y.shape[-1] + k.shape[-1] - 1  # padded size
-        z = self._fft_filter(y, k, (fast_len(hp), fast_len(wp)), adjoint=True)[..., :hp, :wp]
+        z = self._fft_filter(y, (fast_len(hp), fast_len(wp)), adjoint=True)[..., :hp, :wp]
         if self.padding == "valid":
             return z
         (kh, kw), (h, w) = k.shape[-2:], y.shape[-2:]
         z = unpad(z, -2, h, kh // 2, kh // 2, self.padding)  # fold the padded rows back
         return unpad(z, -1, w, kw // 2, kw // 2, self.padding)
+
+    def gram_solve(self, rhs: torch.Tensor, c: float) -> torch.Tensor | None:
+        """Circular padding: A^T A is the circulant with eigenvalues |K|² (K the kernel's DFT on
+        the image grid), so (I + c A^T A)^{-1} is one FFT division. Other paddings: None (CG)."""
+        if self.padding != "circular":
+            return None
+        k = self._kernel_for(rhs, "rhs")
+        (kh, kw), (h, w) = k.shape[-2:], rhs.shape[-2:]
+        def fold(n, m):  # (n, m) 0/1 matrix: tap a lands on pixel (a - m // 2) mod n (wrapping taps add up)
+            return (torch.arange(n)[:, None] == (torch.arange(m)[None, :] - m // 2) % n).to(rhs.device, rhs.dtype)
+
+        onto = fold(h, kh) @ k @ fold(w, kw).T  # the kernel's centre at pixel (0, 0), on the h x w torus
+        gain = 1 + c * torch.fft.rfft2(onto).abs() ** 2
+        return torch.stack([torch.fft.irfft2(torch.fft.rfft2(rhs[i]) / gain[i if len(k) > 1 else 0], s=(h, w))
+                            for i in range(len(rhs))])
 
     def output_shape(self, input_shape):
         if self.padding != "valid":

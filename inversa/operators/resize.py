@@ -92,6 +92,23 @@ class SuperResolution(LinearOperator):
         mh, mw = self._matrix(h, y), self._matrix(w, y)
         return torch.stack([mh.T @ yi @ mw for yi in y])
 
+    def _eig(self, n: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Eigenpairs of the 1-D gram M^T M (n x n), computed in float64 once per size."""
+        key = ("eig", n, like.dtype, like.device)
+        if key not in self._cache:
+            m = torch.from_numpy(resize_matrix(n, self.factor, self.kind))
+            lam, u = torch.linalg.eigh(m.T @ m)
+            self._cache[key] = (lam.clamp(min=0).to(like.device, like.dtype), u.to(like.device, like.dtype))
+        return self._cache[key]
+
+    def gram_solve(self, rhs: torch.Tensor, c: float) -> torch.Tensor:
+        """A^T A = (M_h^T M_h) ⊗ (M_w^T M_w): in the product of the two 1-D eigenbases
+        (I + c A^T A)^{-1} is a division by 1 + c λ_i μ_j. Exact, no CG."""
+        check_shape(rhs, "rhs", self.channels)
+        (lh, uh), (lw, uw) = self._eig(rhs.shape[-2], rhs), self._eig(rhs.shape[-1], rhs)
+        gain = 1 + c * lh[:, None] * lw[None, :]
+        return torch.stack([uh @ ((uh.T @ r @ uw) / gain) @ uw.T for r in rhs])
+
     def output_shape(self, input_shape):
         *lead, h, w = input_shape
         self._check_size(h, w)

@@ -6,8 +6,8 @@ exactly. With the prior's reverse step p(x_{t-1} | x_t) = N(mu_t, s_t² I), the 
 p(x_{t-1} | x_t, y_{t-1}) is Gaussian with precision s_t^-2 I + A^T A / r², r² = ab_{t-1} sy², and is
 sampled exactly by perturb-then-solve: with D = s_t (scalar, or per pixel for learned variances),
 x_{t-1} = D w, (I + D A^T A D / r²) w = mu_t / D + z1 + D A^T (y_{t-1} + r z2) / r²
-(closed form when A^T A is diagonal, CG otherwise; circular-blur FFT is not used: no operator
-exposes its eigenvalues). One network forward per step, no VJP, no step size.
+(closed form through `operator.gram_solve` for inpainting, SR (separable eigenbases) and circular
+blur (FFT); CG otherwise, e.g. reflect-padded blur). One network forward per step, no VJP, no step size.
 
 Parameters ([inferred]):
 - y_path: "coupled" (default) y_{t-1} = sqrt(ab_{t-1}) y + sqrt(1-ab_{t-1}) A eps_hat, reusing the
@@ -60,12 +60,11 @@ class CDPS(Solver):
 
     def prepare(self, problem, timesteps):
         self._floor = float(1 - self.prior.alphas_cumprod[0]) if self.var_floor is None else float(self.var_floor)
-        self._closed_form = problem.operator.gram_diagonal() is not None
         self.cg_log = CGLog()
 
     def params(self):
         return {"y_path": self.y_path, "var_floor": self._floor, "sigma_min": self.sigma_min,
-                "solve": "closed-form" if self._closed_form else "cg", "cg_iters": self.cg_iters, "cg_tol": self.cg_tol,
+                "solve": "cg" if self.cg_log.solves else "closed-form", "cg_iters": self.cg_iters, "cg_tol": self.cg_tol,
                 **self.cg_log.as_dict()}
 
     def step(self, s: StepState) -> torch.Tensor:
@@ -83,10 +82,11 @@ class CDPS(Solver):
         z1 = randn(x_t.shape, gens, device=dev, dtype=dt)
         z2 = randn(p.y.shape, gens, device=dev, dtype=dt)
         rhs = mu / D + z1 + D * op.A_adjoint(y_prev + r2**0.5 * z2) / r2  # perturbed prior mean and data
+        w = op.gram_solve(rhs, float(D) ** 2 / r2) if D.numel() == 1 else None  # closed forms (SR, circular blur)
         d = op.gram_diagonal()
-        if d is not None:
+        if w is None and d is not None:  # per-pixel D (learned variance), diagonal A^T A
             w = rhs / (1 + D**2 * d.to(rhs) / r2)
-        else:
+        if w is None:
             w, info = cg(lambda v: v + D * op.A_adjoint(op.A(D * v)) / r2, rhs, tol=self.cg_tol, max_iter=self.cg_iters)
             self.cg_log.add(info)
         return D * w

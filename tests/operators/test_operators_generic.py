@@ -50,6 +50,22 @@ def test_shapes_and_naive_inverse(case):
         torch.testing.assert_close(case.op.AtA(x), g.to(x.dtype) * x)
 
 
+@pytest.mark.parametrize("c", [0.3, 1e4])
+def test_gram_solve(case, c):
+    """Where an operator offers a closed-form (I + c A^T A)^{-1}, it is that inverse; the operators
+    the solvers rely on for speed must offer one."""
+    b = case.x(seed=3) - 0.5
+    w = case.op.gram_solve(b, c)
+    closed = case.name.startswith(("identity", "inpaint", "sr_", "blur_circular", "preset_sr4", "preset_box", "preset_denoise",
+                                   "preset_random"))
+    assert (w is not None) == closed, case.name
+    if w is not None:
+        assert w.shape == b.shape and w.dtype == case.dtype
+        gw = c * case.op.AtA(w).double()
+        res = (w.double() + gw - b.double()).norm() / (b.double().norm() + gw.norm())  # backward error
+        assert res < TOL[case.dtype] * 10, float(res)
+
+
 def test_differentiable(case):
     x = case.x().requires_grad_(True)
     (case.op.A(x) ** 2).sum().backward()

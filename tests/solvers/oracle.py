@@ -29,13 +29,19 @@ class MatrixOperator(LinearOperator):
     def __init__(self, op, shape, noise=None):
         super().__init__(noise if noise is not None else op.noise)
         self.register_buffer("M", dense_matrix(op.A, shape))
-        self.shape, self.name = tuple(shape), op.name
+        self.shape, self.y_shape, self.name = tuple(shape), tuple(op.output_shape((1, *shape)))[1:], op.name
 
     def A(self, x):
-        return (x.flatten(1) @ self.M.T.to(x)).reshape(x.shape[0], *self.shape)
+        return (x.flatten(1) @ self.M.T.to(x)).reshape(x.shape[0], *self.y_shape)
 
     def A_adjoint(self, y):
         return (y.flatten(1) @ self.M.to(y)).reshape(y.shape[0], *self.shape)
+
+    def output_shape(self, input_shape):
+        return (*input_shape[:-3], *self.y_shape)
+
+    def input_shape(self, output_shape):
+        return (*output_shape[:-3], *self.shape)
 
 
 def problem(prior, op, seed=1):

@@ -5,7 +5,7 @@ recorded as strict xfails so a change in behaviour shows up."""
 import pytest
 import torch
 
-from inversa.operators import Blur, GaussianNoise, Inpainting, gaussian_kernel
+from inversa.operators import Blur, GaussianNoise, Inpainting, SuperResolution, gaussian_kernel
 from inversa.solvers import CDPS, make_solver
 
 from oracle import (MatrixOperator, check_seeds_and_batch_invariance, check_super_resolution, gens, half_mask,
@@ -70,14 +70,23 @@ def test_posterior_blur(gauss16, y_path):
     assert err < 0.05 and 0.8 <= ratio.min() and ratio.max() <= 1.25
 
 
-def test_closed_form_equals_cg(gauss16):
-    """The step posterior is sampled exactly either way: inpainting by its closed form and, as a
-    dense matrix (no diagonal Gram), by CG give the same samples."""
-    a = _inpaint()
+_CLOSED_FORMS = {
+    "inpainting": _inpaint,
+    "circular_blur": lambda: Blur(gaussian_kernel(3, 1.0), "circular", noise=GaussianNoise(0.025)).double(),
+    "super_resolution": lambda: SuperResolution(2, noise=GaussianNoise(0.025)).double(),
+}
+
+
+@pytest.mark.parametrize("kind", _CLOSED_FORMS)
+def test_closed_form_equals_cg(gauss16, kind):
+    """The step posterior is sampled exactly either way: by the operator's closed form (diagonal
+    Gram, FFT, separable eigenbases) and, as a dense matrix (no closed form), by CG: same samples."""
+    a = _CLOSED_FORMS[kind]()
     b = MatrixOperator(a, (1, 4, 4))
     ys = torch.cat([problem(gauss16, a, seed=s)[0] for s in range(3)])
     closed = CDPS(gauss16, clip_x0=False)(ys, a, generator=gens([0, 1, 2]), num_steps=20, progress=False)
     by_cg = CDPS(gauss16, clip_x0=False, cg_tol=1e-12, cg_iters=100)(ys, b, generator=gens([0, 1, 2]), num_steps=20, progress=False)
+    assert closed.metadata["solve"] == "closed-form" and closed.metadata["cg_solves"] == 0
     assert torch.allclose(closed.x, by_cg.x, atol=1e-8)
     assert by_cg.metadata["solve"] == "cg" and by_cg.metadata["cg_solves"] == 20 and by_cg.metadata["cg_unconverged"] == 0
 
@@ -101,7 +110,7 @@ def test_seeds_and_batch_invariance(gauss16, y_path):
 
 def test_super_resolution():
     out = check_super_resolution(lambda prior: make_solver("c-dps", prior))
-    assert out.vjp == 0 and out.metadata["solve"] == "cg"
+    assert out.vjp == 0 and out.metadata["solve"] == "closed-form"
 
 
 def test_parameters_are_validated(gauss16):
