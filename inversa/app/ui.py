@@ -228,7 +228,7 @@ def build_app(default_model=None, *, device: str | None = None, default_steps: i
 
     app = _App(default_model=default_model, device=device, default_steps=default_steps, max_side=max_side,
                max_pixels=max_pixels)
-    models = [m.name for m in registry.all_models()]
+    models = [m.name for m in registry.restoration_models()]
     models = models if app.default_model in models else [app.default_model] + models
     solvers = sorted(SOLVERS, key=lambda s: (s == "naive", s != "dps", s))  # dps first, the baseline last
 

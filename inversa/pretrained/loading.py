@@ -31,6 +31,8 @@ def load_prior(name_or_path: str | None = None, *, device="cpu", dtype=torch.flo
         return _load_folder(path, str(path), device, dtype)
     if entry is not None and entry.kind == "adm":
         raise UserError(entry.how_to_get())
+    if entry is not None and entry.kind in ("conditional", "classifier"):
+        raise UserError(f"{name} is a {entry.kind} model for `inversa distill`, not a restoration prior")
     if HUB_ID.match(name):
         return _load_folder(_download(name), name, device, dtype)
     accepted = ", ".join(m.name for m in registry.bundled_models()) or "(none installed)"

@@ -55,19 +55,43 @@ ADM_MODELS = [
 ]
 
 
-def bundled_models() -> list[ModelEntry]:
+def _bundled(kind: str, is_kind) -> list[ModelEntry]:
     out = []
     if BUNDLED_DIR.is_dir():
         for d in sorted(BUNDLED_DIR.iterdir()):
-            if (d / "unet").is_dir():
+            if d.is_dir() and is_kind(d):
                 card = d / "MODEL_CARD.md"
-                desc = card.read_text().splitlines()[0].lstrip("# ").strip() if card.exists() else "bundled prior"
-                out.append(ModelEntry(d.name, "bundled", str(d), desc, "see MODEL_CARD.md"))
+                desc = card.read_text().splitlines()[0].lstrip("# ").strip() if card.exists() else f"bundled {kind}"
+                out.append(ModelEntry(d.name, kind, str(d), desc, "see MODEL_CARD.md"))
     return out
 
 
-def all_models() -> list[ModelEntry]:
+def bundled_models() -> list[ModelEntry]:
+    """Unconditional priors (restoration)."""
+    return _bundled("bundled", lambda d: (d / "unet").is_dir() and not (d / "conditioning.json").exists())
+
+
+def bundled_conditional_models() -> list[ModelEntry]:
+    """Class-conditional priors (`inversa distill`): a diffusers folder plus conditioning.json."""
+    return _bundled("conditional", lambda d: (d / "conditioning.json").exists())
+
+
+def bundled_classifiers() -> list[ModelEntry]:
+    """Classifiers (`inversa distill --classifier`): config.json + model.safetensors."""
+    return _bundled("classifier", lambda d: (d / "config.json").exists() and (d / "model.safetensors").exists())
+
+
+def restoration_models() -> list[ModelEntry]:
     return bundled_models() + HUB_MODELS + ADM_MODELS
+
+
+def all_models() -> list[ModelEntry]:
+    """Everything `inversa models list` shows: restoration priors, then the distillation models."""
+    return restoration_models() + bundled_conditional_models() + bundled_classifiers()
+
+
+def find_classifier(name: str) -> ModelEntry | None:
+    return next((m for m in bundled_classifiers() if m.name == name), None)
 
 
 def find(name: str) -> ModelEntry | None:

@@ -153,6 +153,22 @@ class Solver:
         shape = tuple(operator.input_shape(tuple(y.shape)))
         y_m = 2 * y - operator.A(torch.ones(shape, device=dev, dtype=dt))
         problem = Problem(y=y_m, operator=operator, sigma=2 * operator.sigma, generators=gens)
+        return self._run(shape, problem, num_steps, callback, progress, x_T)
+
+    def sample(self, shape: tuple[int, ...], *, generator=None, num_steps: int = 100, callback=None,
+               progress: bool = True, x_T: torch.Tensor | None = None) -> SolverOutput:
+        """The loop without a measurement (y and operator are None): generation, e.g. IGDS."""
+        gens = as_generators(generator, shape[0])
+        return self._run(tuple(shape), Problem(y=None, operator=None, sigma=0.0, generators=gens), num_steps, callback,
+                         progress, x_T)
+
+    def to_image(self, x: torch.Tensor) -> torch.Tensor:
+        """The loop's final x (model space) -> image in [0, 1]."""
+        return ((x + 1) / 2).clamp(0, 1)
+
+    def _run(self, shape, problem, num_steps, callback, progress, x_T) -> SolverOutput:
+        dev, dt = self.prior.device, torch.float64 if self.prior.dtype == torch.float64 else torch.float32
+        gens = problem.generators
         ts = self.timesteps(num_steps)
         self.prepare(problem, ts)
         nfe0, self.vjp_count, t0 = self.prior.nfe, 0, time.perf_counter()
@@ -168,7 +184,7 @@ class Solver:
         meta = {"solver": self.name, "variant": self.variant, "sampler": self.sampler, "eta": self.eta,
                 "num_steps": len(ts), "clip_x0": self.clip_x0, "prior": self.prior.name, **self.params(),
                 "nfe": self.prior.nfe - nfe0, "vjp": self.vjp_count, "seconds": time.perf_counter() - t0}
-        return SolverOutput(x=((x + 1) / 2).clamp(0, 1), nfe=meta["nfe"], vjp=self.vjp_count, metadata=meta)
+        return SolverOutput(x=self.to_image(x), nfe=meta["nfe"], vjp=self.vjp_count, metadata=meta)
 
     def _one_step(self, i, n, t, t_prev, x, problem, callback):
         with torch.enable_grad() if self.needs_grad else torch.no_grad():
