@@ -3,19 +3,20 @@ ImageFolders, built in the test session: no downloads, a few seconds on a CPU.""
 
 import json
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
+from distill_folders import CLASS_NAMES, write_image_folder
 
-NUM_CLASSES = 3
-CLASS_NAMES = ["ant", "bee", "cat"]
+NUM_CLASSES = len(CLASS_NAMES)
 
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("INVERSA_CACHE", str(tmp_path / "cache"))
-    torch.set_num_threads(1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: one thread is faster and leaves the other core free
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
@@ -49,19 +50,6 @@ def classifier_dir(tmp_path_factory):
     save_file(net.state_dict(), d / "model.safetensors")
     (d / "config.json").write_text(json.dumps(cfg))
     return d
-
-
-def write_image_folder(root, per_class: int, size: int = 16, seed: int = 0, names=CLASS_NAMES):
-    """Class c: a bright square at a class-dependent place plus noise (learnable by a student)."""
-    rng = np.random.default_rng(seed)
-    for c, name in enumerate(names):
-        (root / name).mkdir(parents=True, exist_ok=True)
-        for k in range(per_class):
-            a = rng.uniform(0, 40, (size, size))
-            o = 2 + 4 * c
-            a[o:o + 4, o:o + 4] = 230
-            Image.fromarray(a.astype(np.uint8), "L").save(root / name / f"{k:04d}.png")
-    return root
 
 
 @pytest.fixture(scope="session")
