@@ -108,60 +108,78 @@ class Blur(LinearOperator):
             raise UserError(f"{what} has batch {x.shape[0]} but the operator holds {kb} per-image kernels")
         return self.kernel.to(x.dtype)
 
-    def _index(self, h: int, w: int, device):
-        kh, kw = self.kernel.shape[-2:]
-        return (pad_index(h, kh // 2, kh // 2, self.padding, device),
-                pad_index(w, kw // 2, kw // 2, self.padding, device))
+    def _taps(self) -> list:
+        """Per kernel: (kernel cropped to its non-zero rows/columns (1, kh', kw'), (before, after)
+        padding rows, (before, after) padding columns, its spectra cache). Zero taps change nothing,
+        but a 61x61 Gaussian of std 3 has 25x25 non-zero taps: cropping halves the FFT grid. Each
+        kernel is cropped on its own (image i must not depend on its batch-mates' kernels); the
+        centre stays inside the crop, so padding is >= 0. 'valid' keeps the full kernel (its output
+        size depends on it). Cached per kernel version."""
+        k = self.kernel
+        key = (k.data_ptr(), k._version, self.padding)
+        if self.__dict__.get("_taps_key") != key:
+            kh, kw = k.shape[-2:]
+            taps = []
+            for ki in k:
+                r0, r1, c0, c1 = 0, kh - 1, 0, kw - 1
+                if self.padding != "valid":
+                    rows, cols = (ki[0] != 0).any(1).nonzero(), (ki[0] != 0).any(0).nonzero()
+                    r0, r1 = min(int(rows.min()), kh // 2), max(int(rows.max()), kh // 2)
+                    c0, c1 = min(int(cols.min()), kw // 2), max(int(cols.max()), kw // 2)
+                taps.append((ki[:, r0:r1 + 1, c0:c1 + 1], (kh // 2 - r0, r1 - kh // 2), (kw // 2 - c0, c1 - kw // 2), {}))
+            self.__dict__["_taps_val"], self.__dict__["_taps_key"] = taps, key
+        return self.__dict__["_taps_val"]
 
     # --- the linear map -------------------------------------------------------------------
     # Both directions are computed with FFTs on the padded grid (Hp, Wp): the valid correlation
     # y[i] = sum_a k[a] xp[i + a], i < Hp - kh + 1, never wraps around, so it equals the circular one
     # (X conj(K)); its adjoint scatters y back with the circular convolution (Y K), also without
     # wrapping. Exact up to rounding, and much faster than direct conv for the 61x61 kernels.
-    def _spectrum(self, s: tuple[int, int], dtype, device) -> torch.Tensor:
-        """rfft2 of the kernel(s) on an s grid, (Bk, 1, s0, s1 // 2 + 1), cached: every solver step
-        filters with the same kernel, and the kernel FFT was a quarter of the operator's cost."""
-        k = self.kernel
-        key = (s, dtype, device, k.data_ptr(), k._version)
-        cache = self.__dict__.setdefault("_spectra", {})
-        if key not in cache:
-            if len(cache) > 8:
-                cache.clear()
-            cache[key] = torch.stack([torch.fft.rfft2(ki.to(device, dtype), s=s) for ki in k])
-        return cache[key]
-
-    def _fft_filter(self, v: torch.Tensor, s: tuple[int, int], adjoint: bool) -> torch.Tensor:
-        """Filter each image with its kernel on an s-sized FFT grid. One FFT call per image:
-        batched FFTs can round differently (SIMD lanes), and image i's result must not depend
-        on its batch-mates."""
-        spec = self._spectrum(s, v.dtype, v.device)
-        spec = spec if adjoint else spec.conj()
-        return torch.stack([torch.fft.irfft2(torch.fft.rfft2(v[i], s=s) * spec[i if len(spec) > 1 else 0], s=s)
-                            for i in range(len(v))])
+    # Image by image: each has its own kernel crop, and batching the FFTs is not faster here.
+    @staticmethod
+    def _spectrum(tap, s: tuple[int, int], dtype, device) -> torch.Tensor:
+        """rfft2 of a cropped kernel on an s grid, cached: every solver step filters with the same
+        kernel, and the kernel's FFT was a quarter of the operator's cost."""
+        k, _, _, cache = tap
+        if (s, dtype, device) not in cache:
+            cache[(s, dtype, device)] = torch.fft.rfft2(k.to(device, dtype), s=s)
+        return cache[(s, dtype, device)]
 
     def A(self, x: torch.Tensor) -> torch.Tensor:
-        k = self._kernel_for(x, "x")
-        (kh, kw), (h, w) = k.shape[-2:], x.shape[-2:]
-        if self.padding == "valid":
-            if h < kh or w < kw:
-                raise UserError(f"x is {h}x{w}, smaller than the {kh}x{kw} kernel: 'valid' blur "
-                                "needs the image at least as large as the kernel; use padding='reflect'")
-        else:
-            ih, iw = self._index(h, w, x.device)
-            x = x.index_select(-2, ih).index_select(-1, iw)
-        hp, wp = x.shape[-2:]
-        s = (fast_len(hp), fast_len(wp))  # any grid >= (hp, wp) avoids wrap-around; pick a fast one
-        return self._fft_filter(x, s, adjoint=False)[..., :hp - kh + 1, :wp - kw + 1]
+        self._kernel_for(x, "x")
+        taps, (h, w) = self._taps(), x.shape[-2:]
+        kh, kw = self.kernel.shape[-2:]
+        if self.padding == "valid" and (h < kh or w < kw):
+            raise UserError(f"x is {h}x{w}, smaller than the {kh}x{kw} kernel: 'valid' blur "
+                            "needs the image at least as large as the kernel; use padding='reflect'")
+        out = []
+        for i, xi in enumerate(x):
+            tap = taps[i if len(taps) > 1 else 0]
+            k, (bh, ah), (bw, aw), _ = tap
+            if self.padding != "valid":
+                xi = xi.index_select(-2, pad_index(h, bh, ah, self.padding, x.device))
+                xi = xi.index_select(-1, pad_index(w, bw, aw, self.padding, x.device))
+            hp, wp = xi.shape[-2:]
+            s = (fast_len(hp), fast_len(wp))  # any grid >= (hp, wp) avoids wrap-around; pick a fast one
+            yi = torch.fft.irfft2(torch.fft.rfft2(xi, s=s) * self._spectrum(tap, s, x.dtype, x.device).conj(), s=s)
+            out.append(yi[..., :hp - k.shape[-2] + 1, :wp - k.shape[-1] + 1])
+        return torch.stack(out)
 
     def A_adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        k = self._kernel_for(y, "y")
-        hp, wp = y.shape[-2] + k.shape[-2] - 1, y.shape[-1] + k.shape[-1] - 1  # padded size
-        z = self._fft_filter(y, (fast_len(hp), fast_len(wp)), adjoint=True)[..., :hp, :wp]
-        if self.padding == "valid":
-            return z
-        (kh, kw), (h, w) = k.shape[-2:], y.shape[-2:]
-        z = unpad(z, -2, h, kh // 2, kh // 2, self.padding)  # fold the padded rows back
-        return unpad(z, -1, w, kw // 2, kw // 2, self.padding)
+        self._kernel_for(y, "y")
+        taps, (h, w) = self._taps(), y.shape[-2:]
+        out = []
+        for i, yi in enumerate(y):
+            tap = taps[i if len(taps) > 1 else 0]
+            k, (bh, ah), (bw, aw), _ = tap
+            hp, wp = h + k.shape[-2] - 1, w + k.shape[-1] - 1  # padded size
+            s = (fast_len(hp), fast_len(wp))
+            z = torch.fft.irfft2(torch.fft.rfft2(yi, s=s) * self._spectrum(tap, s, y.dtype, y.device), s=s)[..., :hp, :wp]
+            if self.padding != "valid":
+                z = unpad(z, -2, h, bh, ah, self.padding)  # fold the padded rows back
+                z = unpad(z, -1, w, bw, aw, self.padding)
+            out.append(z)
+        return torch.stack(out)
 
     def gram_solve(self, rhs: torch.Tensor, c: float) -> torch.Tensor | None:
         """Circular padding: A^T A is the circulant with eigenvalues |K|² (K the kernel's DFT on
