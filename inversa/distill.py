@@ -104,7 +104,7 @@ def distill(model: str, output: str | Path, *, ipc: int, classifier: str | None 
     if out.exists() and not out.is_dir():
         raise UserError(f"-o {str(out)!r} exists and is not a folder")
 
-    t_load = time.perf_counter()
+    started, t_load = time.strftime("%Y-%m-%dT%H:%M:%S"), time.perf_counter()
     prior = load_conditional_prior(model, cfg_scale=cfg_scale, device=device)
     class_ids = parse_classes(classes, prior.class_names)
     centroid_file = None
@@ -146,7 +146,9 @@ def distill(model: str, output: str | Path, *, ipc: int, classifier: str | None 
     _write_json(meta, meta_path)
 
     chunks = [(c, list(range(j, min(j + batch_size, ipc)))) for c in class_ids for j in range(0, ipc, batch_size)]
-    files = lambda c, ks: [out / prior.class_names[c] / f"{k:04d}.png" for k in ks]  # noqa: E731
+    def files(c, ks):
+        return [out / prior.class_names[c] / f"{k:04d}.png" for k in ks]
+
     todo = [(c, ks) for c, ks in chunks if not all(p.exists() for p in files(c, ks))]
     t0, written, gen_seconds = time.perf_counter(), 0, 0.0
     bar = tqdm(total=len(class_ids) * ipc, initial=len(class_ids) * ipc - sum(len(ks) for _, ks in todo),
@@ -175,8 +177,7 @@ def distill(model: str, output: str | Path, *, ipc: int, classifier: str | None 
     finally:
         bar.close()
         complete = all(p.exists() for c, ks in chunks for p in files(c, ks))
-        meta["runs"].append(dict(started=time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - (time.perf_counter() - t0))),
-                                 images_written=written, load_seconds=round(load_seconds, 2),
+        meta["runs"].append(dict(started=started, images_written=written, load_seconds=round(load_seconds, 2),
                                  generate_seconds=round(gen_seconds, 2), seconds=round(time.perf_counter() - t0 + load_seconds, 2),
                                  torch_threads=torch.get_num_threads(), device=str(device)))
         meta["complete"] = complete

@@ -15,7 +15,7 @@ the variance of the (respaced) step — the Dhariwal & Nichol step Sigma * s * g
 total pull roughly independent of the number of steps. It is applied only inside a window of
 noise levels. All terms are per image, so image i never depends on its batch-mates.
 
-Defaults (ours; the paper gives no code): scale 2, window t/T in [0.2, 0.8] (above 0.8 x0hat is a
+Defaults (ours; the paper gives no code): scale 5, window t/T in [0.2, 0.8] (above 0.8 x0hat is a
 blurred class mean the classifier cannot read; below 0.2 the gradient only adds adversarial detail),
 beta(IPC) = 0.1 * ln(IPC) ("log": 0 at IPC 1, where one prototype per class is all there is, then
 growing with IPC as the paper prescribes).
@@ -31,7 +31,7 @@ from inversa.errors import UserError
 from inversa.solvers.base import Solver, SolverOutput, StepState
 
 BETA_SCHEDULES = ("log", "sqrt", "constant")
-DEFAULT_SCALE = 2.0
+DEFAULT_SCALE = 5.0
 DEFAULT_BETA0 = 0.1
 DEFAULT_WINDOW = (0.2, 0.8)
 
