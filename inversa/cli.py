@@ -47,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="bundled model name, diffusers folder or hub id (default: the bundled prior)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--max-size", type=int, default=512, help="downscale larger images to this longer side (default 512)")
+    p.add_argument("--precision", default="fp32", help="network precision: fp32 (default), bf16 or fp16 (GPUs)")
+    p.add_argument("--channels-last", action="store_true", help="NHWC layout for the network (faster on recent GPUs)")
+    p.add_argument("--checkpointing", action="store_true", help="recompute activations in backward passes (less memory at large sizes)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the network (pays off on long GPU runs)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="solver parameter, e.g. scale=0.5 (repeatable)")
     p.add_argument("-o", "--out", help="restored image path (default IMAGE_restored.png)")
     p.add_argument("--save-measurement", metavar="PATH", help="also write the measurement")
@@ -201,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--no-random-real", action="store_true", help="skip the random real subset baseline")
+    p.add_argument("--unguided", action="store_true",
+                   help="also generate (or resume) DIR-unguided, the unguided set of the same model and settings, and score it")
     p.add_argument("--results", metavar="FILE", help="JSON-lines file of per-student rows (reused when rerun)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
 
@@ -216,6 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
                 raise UserError(f"{flag} {v}: must be a positive integer")
         ipc = args.ipc or ed.infer_ipc(args.dirs[0])
         sets = {d.rstrip("/"): d for d in args.dirs}
+        if args.unguided:
+            sets.update({str(u): u for u in (ed.unguided_baseline(d) for d in args.dirs)})
         rows = ed.evaluate_sets(sets, ed.real_data(args.real), ipc=ipc, archs=args.archs.split(","),
                                 seeds=ed.parse_seeds(args.seeds), iterations=args.iterations, batch_size=args.batch_size,
                                 lr=args.lr, random_real=not args.no_random_real, results_file=args.results)
@@ -264,7 +272,9 @@ def _cmd_restore(args) -> int:
     result = restore(image, task=task, preset=preset, simulate=args.simulate, mask=args.mask, kernel=args.kernel,
                      blur_std=args.blur_std, factor=args.factor, sigma=sigma, solver=args.solver, steps=args.steps,
                      seed=args.seed, model=args.model, device=args.device, max_size=args.max_size,
-                     solver_params=_parse_params(args.param))
+                     solver_params=_parse_params(args.param),
+                     prior_options={"precision": args.precision, "channels_last": args.channels_last,
+                                    "checkpointing": args.checkpointing, "compile": args.compile})
     for path in write_outputs(result, out, measurement=args.save_measurement, comparison=comparison):
         print(f"wrote {path}")
     m = result.metrics

@@ -240,3 +240,19 @@ def infer_ipc(folder: str | Path) -> int:
         raise UserError(f"{str(folder)!r} is not a non-empty ImageFolder")
     return min(counts)
 
+
+
+def unguided_baseline(folder: str | Path, *, progress: bool = True) -> Path:
+    """The unguided set matching a distilled folder made by `inversa distill` (same model, classes,
+    IPC, seed, steps, CFG), generated — or resumed — next to it as `<folder>-unguided`."""
+    from inversa.distill import METADATA, distill
+
+    folder = Path(folder)
+    meta_path = folder / METADATA
+    if not meta_path.exists():
+        raise UserError(f"--unguided: {str(folder)!r} has no {METADATA}; it must be made by `inversa distill`")
+    s = json.loads(meta_path.read_text())["settings"]
+    out = folder.with_name(folder.name + "-unguided")
+    distill(s["model"], out, ipc=s["ipc"], classes=s["classes"], method="unguided", seed=s["seed"], steps=s["steps"],
+            batch_size=s["batch_size"], cfg_scale=s["cfg_scale"], sampler=s.get("sampler", "ddpm"), progress=progress)
+    return out

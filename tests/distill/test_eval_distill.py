@@ -74,3 +74,16 @@ def test_summary_mean_std():
     (s,) = ed.summarize(rows)
     assert s["mean"] == pytest.approx(0.6) and s["std"] == pytest.approx(0.1414, abs=1e-3) and s["n"] == 2
     assert "60.0 ± 14.1 (n=2)" in ed.format_table([s])
+
+
+def test_unguided_baseline_matches_the_distilled_settings(cond_model_dir, tmp_path):
+    from inversa.distill import distill
+
+    distill(str(cond_model_dir), tmp_path / "set", ipc=2, method="unguided", seed=3, steps=2, classes="ant,cat",
+            progress=False)
+    u = ed.unguided_baseline(tmp_path / "set", progress=False)
+    assert u == tmp_path / "set-unguided"
+    same = lambda p: sorted((f.relative_to(p).as_posix(), f.read_bytes()) for f in p.rglob("*.png"))  # noqa: E731
+    assert same(u) == same(tmp_path / "set") and len(same(u)) == 4
+    with pytest.raises(UserError, match="has no metadata.json"):
+        ed.unguided_baseline(tmp_path / "nothing")
