@@ -73,7 +73,8 @@ def _pad_to(x: torch.Tensor, multiple: int, mode: str = "reflect") -> tuple[torc
 def restore(image, *, task: str | None = None, preset: str | None = None, simulate: bool = False, mask=None,
             kernel=None, blur_std: float = 3.0, factor: int = 4, sigma: float | None = None, solver: str = "dps",
             steps: int = 50, seed: int = 0, model=None, prior=None, max_size: int = 512, device: str = "cpu",
-            solver_params: dict | None = None, callback=None, progress: bool = True) -> RestoreResult:
+            solver_params: dict | None = None, prior_options: dict | None = None, callback=None,
+            progress: bool = True) -> RestoreResult:
     """Restore `image` (a path or a (1, C, H, W) tensor in [0, 1]). See the module docstring."""
     from inversa import operators as ops
     from inversa.pretrained import load_prior
@@ -97,7 +98,7 @@ def restore(image, *, task: str | None = None, preset: str | None = None, simula
         mask = ops.load_mask(mask)
     if mask is not None and not simulate and tuple(mask.shape[-2:]) != tuple(x.shape[-2:]):  # before loading a model
         raise UserError(f"mask is {mask.shape[-1]}x{mask.shape[-2]} but the image is {x.shape[-1]}x{x.shape[-2]}; they must match")
-    solver_obj = make_solver(solver, None if solver == "naive" else (prior or load_prior(model, device=device)), **(solver_params or {}))
+    solver_obj = make_solver(solver, None if solver == "naive" else (prior or load_prior(model, device=device, **(prior_options or {}))), **(solver_params or {}))
     multiple = getattr(getattr(solver_obj, "prior", None), "size_multiple", 1)
     messages = []
     scale_for_size = factor if (task == "sr" and not simulate) else 1

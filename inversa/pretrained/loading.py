@@ -14,10 +14,16 @@ from inversa.pretrained.prior import DiffusionPrior
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
-def load_prior(name_or_path: str | None = None, *, device="cpu", dtype=torch.float32) -> DiffusionPrior:
+def load_prior(name_or_path: str | None = None, *, device="cpu", dtype=torch.float32, **options) -> DiffusionPrior:
     """`None` -> the bundled default; a bundled name; a local diffusers folder (`unet/` +
     `scheduler/` subfolders, or a UNet folder with `config.json`); or a hub id such as
-    `google/ddpm-ema-celebahq-256` (needs a network the first time)."""
+    `google/ddpm-ema-celebahq-256` (needs a network the first time). `options` go to
+    `DiffusionPrior.configure` (precision, channels_last, checkpointing, compile)."""
+    prior = _load(name_or_path, device, dtype)
+    return prior.configure(**options) if options else prior
+
+
+def _load(name_or_path, device, dtype) -> DiffusionPrior:
     name = name_or_path or registry.DEFAULT_MODEL
     entry = registry.find(name)
     if entry is not None and entry.kind == "bundled":

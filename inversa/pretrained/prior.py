@@ -48,6 +48,9 @@ class DiffusionPrior(torch.nn.Module):
         # Each down block halves H and W: inputs must be multiples of 2^(blocks-1).
         self.size_multiple = 2 ** max(len(_get(mcfg, "block_out_channels", (0,))) - 1, 0)
         self.nfe = 0
+        self._autocast = None
+        self.__dict__["_call"] = model  # the network or its compiled wrapper; not a second registered submodule
+        self.precision, self.channels_last, self.checkpointing, self.compiled = "fp32", False, False, False
 
     @property
     def device(self) -> torch.device:
@@ -60,11 +63,39 @@ class DiffusionPrior(torch.nn.Module):
     def abar(self, t: int) -> float:
         return float(self.alphas_cumprod[t]) if t >= 0 else 1.0
 
+    PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+    def configure(self, *, precision: str = "fp32", channels_last: bool = False, checkpointing: bool = False,
+                  compile: bool = False) -> "DiffusionPrior":
+        """Speed/memory options of the network call; none changes what is computed beyond rounding.
+        precision: autocast the network to "bf16"/"fp16" (GPUs; the sampler stays in float32);
+        channels_last: NHWC memory layout (faster convolutions on recent GPUs); checkpointing:
+        recompute activations in the backward pass (DPS-type methods at large sizes: less memory, one
+        more forward); compile: `torch.compile` the network (minutes of compilation first)."""
+        if precision not in self.PRECISIONS:
+            raise UserError(f"precision {precision!r} is unknown; accepted: {', '.join(self.PRECISIONS)}")
+        self._autocast = self.PRECISIONS[precision]
+        self.precision, self.channels_last, self.checkpointing = precision, bool(channels_last), bool(checkpointing)
+        self.model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+        if checkpointing:
+            if not getattr(self.model, "_supports_gradient_checkpointing", False):
+                raise UserError(f"the {type(self.model).__name__} network does not support gradient checkpointing")
+            self.model.enable_gradient_checkpointing()
+        elif hasattr(self.model, "disable_gradient_checkpointing") and getattr(self.model, "is_gradient_checkpointing", False):
+            self.model.disable_gradient_checkpointing()
+        self.__dict__["_call"] = torch.compile(self.model) if compile else self.model
+        self.compiled = bool(compile)
+        return self
+
     def net(self, x_t: torch.Tensor, t: int, **kwargs) -> torch.Tensor:
         tt = torch.full((x_t.shape[0],), int(t), device=x_t.device, dtype=torch.long)
         self.nfe += 1
-        out = self.model(x_t.to(self.dtype), tt, **kwargs)
-        return (out.sample if hasattr(out, "sample") else out).to(x_t.dtype)
+        x = x_t.to(self.dtype)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(x.device.type, dtype=self._autocast, enabled=self._autocast is not None):
+            out = self._call(x, tt, **kwargs)
+        return (out.sample if hasattr(out, "sample") else out).to(x_t.dtype).contiguous()
 
     def predict(self, x_t: torch.Tensor, t: int, *, clip: bool = True, **kwargs) -> Prediction:
         """One network evaluation -> eps and the Tweedie mean x0hat (clipped to [-1,1] in-graph if `clip`)."""

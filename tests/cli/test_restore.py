@@ -50,6 +50,16 @@ def test_restore_inpaint_with_mask_file(tiny_model_dir, photo, tmp_path):
     assert Image.open(out).size == (28, 20)
 
 
+def test_restore_with_network_options(tiny_model_dir, photo, tmp_path):
+    """Layout and checkpointing change only rounding: the restoration equals the default one."""
+    outs = []
+    for extra in ([], ["--channels-last", "--checkpointing"]):
+        out = tmp_path / f"r{len(extra)}.png"
+        assert main(["restore", str(photo), "--task", "sr", "--model", str(tiny_model_dir), "--steps", "3", "-o", str(out), *extra]) == 0
+        outs.append(np.asarray(Image.open(out), np.int16))
+    assert np.abs(outs[0] - outs[1]).max() <= 1
+
+
 def test_restore_errors_subprocess(tmp_path):
     out = tmp_path / "o.png"
     r = run_cli("restore", tmp_path / "missing.png", "--task", "sr", "-o", out)
@@ -58,7 +68,7 @@ def test_restore_errors_subprocess(tmp_path):
     assert not out.exists()
 
 
-@pytest.mark.parametrize("case", ["non_image", "corrupt_png", "bad_task", "bad_solver", "mask_size", "neg_sigma", "zero_steps", "offline_model", "unknown_model", "bad_ext"])
+@pytest.mark.parametrize("case", ["non_image", "corrupt_png", "bad_task", "bad_solver", "mask_size", "neg_sigma", "zero_steps", "offline_model", "unknown_model", "bad_ext", "bad_precision"])
 def test_restore_errors_one_line(case, tiny_model_dir, photo, tmp_path, capsys):
     out = tmp_path / "o.png"
     args = ["restore", str(photo), "--task", "sr", "--model", str(tiny_model_dir), "--steps", "2", "-o", str(out)]
@@ -86,6 +96,8 @@ def test_restore_errors_one_line(case, tiny_model_dir, photo, tmp_path, capsys):
         args[5] = "no-such-model"
     elif case == "bad_ext":
         args[9] = str(tmp_path / "o.xyz")
+    elif case == "bad_precision":
+        args += ["--precision", "fp8"]
     code = main(args)
     err = capsys.readouterr().err.strip()
     assert code == 2, err
