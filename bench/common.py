@@ -42,3 +42,20 @@ def interleaved(fns: dict, reps: int = 5) -> dict:
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+SHARED = __import__("pathlib").Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def sample_photos(limit: int | None, size: int):
+    """The first `limit` FFHQ evaluation photos (../shared/data/ffhq256-sample), centre-cropped and
+    resized to size x size as `inversa eval --size` does, as a (N, 3, size, size) tensor in [0, 1];
+    None when the folder is absent (evaluation data is never bundled)."""
+    from inversa.eval import store
+
+    data = SHARED / "data" / "ffhq256-sample"
+    if not data.is_dir():
+        print(f"skipped: {data} is absent (evaluation photos live in ../shared)")
+        return None
+    paths = sorted(p for p in data.iterdir() if p.suffix.lower() == ".png")[:limit]
+    return torch.cat([store.load_image(p, size) for p in paths])
