@@ -38,7 +38,8 @@ def _load(name_or_path, device, dtype) -> DiffusionPrior:
     if entry is not None and entry.kind == "adm":
         raise UserError(entry.how_to_get())
     if entry is not None and entry.kind in ("conditional", "classifier"):
-        raise UserError(f"{name} is a {entry.kind} model for `inversa distill`, not a restoration prior")
+        what = "a class-conditional prior" if entry.kind == "conditional" else "a classifier"
+        raise UserError(f"{name} is {what} for `inversa distill`, not a restoration prior")
     if HUB_ID.match(name):
         return _load_folder(_download(name), name, device, dtype)
     accepted = ", ".join(m.name for m in registry.bundled_models()) or "(none installed)"

@@ -55,7 +55,7 @@ def test_bundled_distillation_models_are_registered_and_load():
     assert prior.sample_shape(1) == (1, 1, 32, 32) and clf.class_names == list(fashion.CLASSES)
     with torch.no_grad():
         assert clf(torch.rand(2, 1, 32, 32)).shape == (2, 10)
-    with pytest.raises(UserError, match="class-conditional model for `inversa distill`, not a restoration prior"):
+    with pytest.raises(UserError, match="inversa-fashion-32 is a class-conditional prior for `inversa distill`, not a restoration prior"):
         from inversa.pretrained import load_prior
 
         load_prior("inversa-fashion-32")
