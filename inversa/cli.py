@@ -290,7 +290,7 @@ def _cmd_models_list(args) -> int:
 
     for m in registry.all_models():
         default = " (default)" if m.name == registry.DEFAULT_MODEL else ""
-        print(f"{m.name:34s} {m.kind:8s} {m.description}{default}")
+        print(f"{m.name:34s} {m.kind:11s} {m.description}{default}")
     return 0
 
 
