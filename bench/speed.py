@@ -8,8 +8,8 @@ noise hits all methods alike):
 1. one step mid-trajectory (t = 500 of 100 respaced steps) in ms, at batch 1 and 8, divided by the
    network's forward (`/fwd`) and forward + VJP (`/fv`) at the same batch;
 2. throughput of whole solver runs (`--run-steps` steps, per image): batch 8 vs batch 1;
-3. with --memory: peak memory of one run at batch 8 (CUDA: max allocated; CPU: peak RSS of a fresh
-   process minus the same process before sampling).
+3. with --memory: memory of one run at batch 8, in a fresh process per method: the sampling's peak
+   above the loaded process (CUDA: max allocated; CPU: peak RSS after resetting it, Linux).
 Targets (issue 10): DPS step / (fwd+VJP) <= 1.05; C-DPS step / fwd <= 1.2; batch-8 throughput >=
 1.5x batch 1 for every solver. On a shared CPU run with OMP_NUM_THREADS=1 for stable ratios.
 """
@@ -100,35 +100,47 @@ def throughput_table(prior, args):
 
 
 _CHILD = """
-import json, resource, sys, torch
+import json, sys, torch
 sys.path.insert(0, {bench!r})
 from common import bench_prior
-from speed import METHODS, setup
+from speed import METHODS, setup, rss_mb
 from inversa.solvers import make_solver
 prior, _ = bench_prior({size}, {device!r})
 name, params = METHODS[{label!r}]
 op, x, y = setup(prior, {preset!r}, {size}, 8, {device!r})
 s = make_solver(name, prior, **params)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-if {device!r}.startswith("cuda"):
+cuda = {device!r}.startswith("cuda")
+if cuda:
     torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated() / 2**20
+else:
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # resets the peak RSS (VmHWM) to the current RSS
+    before = rss_mb("VmRSS")
 s(y, op, generator=[torch.Generator().manual_seed(i) for i in range(8)], num_steps=3, progress=False)
-peak = (torch.cuda.max_memory_allocated() / 2**20 if {device!r}.startswith("cuda")
-        else (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
-print(json.dumps(peak))
+peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else rss_mb("VmHWM")
+print(json.dumps([peak - before, peak]))
 """
 
 
+def rss_mb(field: str) -> float:
+    """VmRSS (current) or VmHWM (peak since the last reset) of this process, MB (Linux)."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":")) / 1024
+
+
 def memory_table(args):
-    print(f"\n3. peak memory of one run at batch 8, MB ({'max allocated' if args.device.startswith('cuda') else 'peak RSS over the loaded process'})")
+    print(f"\n3. memory of one run at batch 8, MB: sampling's peak above the loaded process [whole process peak] "
+          f"({'CUDA allocated' if args.device.startswith('cuda') else 'RSS'})")
     preset = args.presets.split(",")[0]
-    print(f"{'preset':<16}" + "".join(f"{m:>12}" for m in METHODS))
+    print(f"{'preset':<16}" + "".join(f"{m:>18}" for m in METHODS))
     cells = ""
     for label in METHODS:
         code = _CHILD.format(bench=os.path.dirname(os.path.abspath(__file__)), size=args.size, device=args.device,
                              label=label, preset=preset)
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-        cells += f"{json.loads(out.stdout.strip().splitlines()[-1]):>12.0f}"
+        extra, peak = json.loads(out.stdout.strip().splitlines()[-1])
+        cells += f"{extra:>10.0f} [{peak:>5.0f}]"
     print(f"{preset:<16}{cells}")
 
 
