@@ -59,3 +59,19 @@ def sample_photos(limit: int | None, size: int):
         return None
     paths = sorted(p for p in data.iterdir() if p.suffix.lower() == ".png")[:limit]
     return torch.cat([store.load_image(p, size) for p in paths])
+
+
+def photo_problem(preset: str, limit: int | None, size: int, device: str = "cpu"):
+    """(x, operator, y, prior, prior kind) for the sample photos under a preset, with measurement
+    noise seeded 1000 + i per photo (shared by every bench that compares methods); None without
+    ../shared."""
+    from inversa.operators import make_preset
+
+    x = sample_photos(limit, size)
+    if x is None:
+        return None
+    prior, kind = bench_prior(size, device)
+    x = x.to(device)
+    op = make_preset(preset, size, index=list(range(len(x)))).to(device)
+    y = op.measure(x, generator=[torch.Generator().manual_seed(1000 + i) for i in range(len(x))])
+    return x, op, y, prior, kind

@@ -21,9 +21,8 @@ from pathlib import Path
 
 import torch
 
-from common import bench_prior, sample_photos
+from common import photo_problem
 from inversa.eval.metrics import psnr
-from inversa.operators import make_preset
 from inversa.solvers import make_solver
 
 METHODS = {
@@ -49,14 +48,11 @@ def main():
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out")
     args = ap.parse_args()
-    x = sample_photos(args.limit, args.size)
-    if x is None:
+    problem = photo_problem(args.preset, args.limit, args.size, args.device)
+    if problem is None:
         return
-    prior, kind = bench_prior(args.size, args.device)
-    x = x.to(args.device)
+    x, op, y, prior, kind = problem
     n = len(x)
-    op = make_preset(args.preset, args.size, index=list(range(n))).to(args.device)
-    y = op.measure(x, generator=[torch.Generator().manual_seed(1000 + i) for i in range(n)])
     out = Path(args.out or f"runs/quality_nfe_{args.preset}_{args.size}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     cells = json.loads(out.read_text()) if out.exists() else {}

@@ -23,9 +23,8 @@ import time
 
 import torch
 
-from common import bench_prior, sample_photos
+from common import photo_problem
 from inversa.eval.metrics import psnr
-from inversa.operators import make_preset
 from inversa.solvers import DPS
 
 
@@ -35,12 +34,10 @@ class PriorDenoiser(torch.nn.Module):
     def __init__(self, prior):
         super().__init__()
         self.prior = prior
-        self.calls = 0
         s = ((1 - prior.alphas_cumprod) / prior.alphas_cumprod).sqrt()  # VE noise level of each timestep
         self.register_buffer("ve_sigma", s.float(), persistent=False)
 
     def forward(self, x, sigma, *args, **kwargs):
-        self.calls += 1
         sigma_m = 2 * torch.as_tensor(sigma, dtype=torch.float32, device=x.device).reshape(-1)[0]  # [-1, 1] scale
         t = int((self.ve_sigma - sigma_m).abs().argmin())
         a = self.prior.abar(t)
@@ -80,13 +77,10 @@ def main():
     args = ap.parse_args()
     import deepinv
 
-    x = sample_photos(args.limit, args.size)
-    if x is None:
+    problem = photo_problem(args.preset, args.limit, args.size, args.device)
+    if problem is None:
         return
-    prior, kind = bench_prior(args.size, args.device)
-    x = x.to(args.device)
-    op = make_preset(args.preset, args.size, index=list(range(len(x)))).to(args.device)
-    y = op.measure(x, generator=[torch.Generator().manual_seed(1000 + i) for i in range(len(x))])
+    x, op, y, prior, kind = problem
     den = PriorDenoiser(prior).to(args.device)
     weights = [float(w) for w in args.weights.split(",")]
     print(f"prior: {prior.name} ({kind}); {len(x)} photos {args.size}x{args.size}, {args.preset}, {args.steps} steps, "
@@ -96,7 +90,7 @@ def main():
     times = {"ours": [], "deepinv": []}
     for rep in range(args.reps + 1):  # the first round warms up
         for who in times:
-            nfe0, calls0 = prior.nfe, den.calls
+            nfe0 = prior.nfe
             t0 = time.perf_counter()
             if who == "ours":
                 out = run_ours(prior, op, y, args.steps, args.seed)

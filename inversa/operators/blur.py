@@ -101,12 +101,11 @@ class Blur(LinearOperator):
         self.register_buffer("kernel", k if k.ndim == 4 else k[None, None])
 
     # --- helpers --------------------------------------------------------------------------
-    def _kernel_for(self, x: torch.Tensor, what: str) -> torch.Tensor:
+    def _check(self, x: torch.Tensor, what: str) -> None:
         check_shape(x, what, self.channels)
         kb = self.kernel.shape[0]
         if kb != 1 and x.shape[0] != kb:
             raise UserError(f"{what} has batch {x.shape[0]} but the operator holds {kb} per-image kernels")
-        return self.kernel.to(x.dtype)
 
     def _taps(self) -> list:
         """Per kernel: (kernel cropped to its non-zero rows/columns (1, kh', kw'), (before, after)
@@ -146,7 +145,7 @@ class Blur(LinearOperator):
         return cache[(s, dtype, device)]
 
     def A(self, x: torch.Tensor) -> torch.Tensor:
-        self._kernel_for(x, "x")
+        self._check(x, "x")
         taps, (h, w) = self._taps(), x.shape[-2:]
         kh, kw = self.kernel.shape[-2:]
         if self.padding == "valid" and (h < kh or w < kw):
@@ -166,7 +165,7 @@ class Blur(LinearOperator):
         return torch.stack(out)
 
     def A_adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        self._kernel_for(y, "y")
+        self._check(y, "y")
         taps, (h, w) = self._taps(), y.shape[-2:]
         out = []
         for i, yi in enumerate(y):
@@ -186,7 +185,8 @@ class Blur(LinearOperator):
         the image grid), so (I + c A^T A)^{-1} is one FFT division. Other paddings: None (CG)."""
         if self.padding != "circular":
             return None
-        k = self._kernel_for(rhs, "rhs")
+        self._check(rhs, "rhs")
+        k = self.kernel.to(rhs.dtype)
         (kh, kw), (h, w) = k.shape[-2:], rhs.shape[-2:]
         def fold(n, m):  # (n, m) 0/1 matrix: tap a lands on pixel (a - m // 2) mod n (wrapping taps add up)
             return (torch.arange(n)[:, None] == (torch.arange(m)[None, :] - m // 2) % n).to(rhs.device, rhs.dtype)

@@ -48,7 +48,6 @@ class DiffusionPrior(torch.nn.Module):
         # Each down block halves H and W: inputs must be multiples of 2^(blocks-1).
         self.size_multiple = 2 ** max(len(_get(mcfg, "block_out_channels", (0,))) - 1, 0)
         self.nfe = 0
-        self._autocast = None
         self.__dict__["_call"] = model  # the network or its compiled wrapper; not a second registered submodule
         self.precision, self.channels_last, self.checkpointing, self.compiled = "fp32", False, False, False
 
@@ -74,7 +73,6 @@ class DiffusionPrior(torch.nn.Module):
         more forward); compile: `torch.compile` the network (minutes of compilation first)."""
         if precision not in self.PRECISIONS:
             raise UserError(f"precision {precision!r} is unknown; accepted: {', '.join(self.PRECISIONS)}")
-        self._autocast = self.PRECISIONS[precision]
         self.precision, self.channels_last, self.checkpointing = precision, bool(channels_last), bool(checkpointing)
         self.model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
         if checkpointing:
@@ -93,7 +91,8 @@ class DiffusionPrior(torch.nn.Module):
         x = x_t.to(self.dtype)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(x.device.type, dtype=self._autocast, enabled=self._autocast is not None):
+        low = self.PRECISIONS[self.precision]
+        with torch.autocast(x.device.type, dtype=low, enabled=low is not None):
             out = self._call(x, tt, **kwargs)
         return (out.sample if hasattr(out, "sample") else out).to(x_t.dtype).contiguous()
 
