@@ -1,7 +1,7 @@
 """Restoration quality on the FFHQ sample: each solver against the naive inverse, through `inversa eval`.
 
     python bench/quality.py --solvers naive,dps --tasks sr4,gaussian_deblur,random_inpaint \
-        --steps 50 --seeds 0 [--limit K] [--size S] --out runs/quality
+        --steps 50 --seeds 0 [--limit K] [--size S] [--params JSON] --out runs/quality
 
 Reads ../shared/data/ffhq256-sample (evaluation photos, never used in training) and the LPIPS
 backbones in ../shared/weights/lpips; prints the summary table (mean ± std) that `inversa eval`
@@ -11,6 +11,7 @@ writes to OUT/summary.md. Resumable: rerun the same command to finish an interru
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -26,6 +27,7 @@ def main() -> int:
     ap.add_argument("--limit", type=int)
     ap.add_argument("--size", type=int)
     ap.add_argument("--model")
+    ap.add_argument("--params", default="{}", help='solver parameters as JSON, e.g. {"ca-dps": {"mean_shift": "vjp"}}')
     ap.add_argument("--out", default="runs/quality")
     args = ap.parse_args()
     data = SHARED / "data" / "ffhq256-sample"
@@ -37,7 +39,7 @@ def main() -> int:
     weights = SHARED / "weights" / "lpips"
     result = run_eval({"data": str(data), "out": args.out, "tasks": args.tasks, "solvers": args.solvers,
                        "steps": args.steps, "seeds": args.seeds, "limit": args.limit, "size": args.size,
-                       "model": args.model, "lpips_net": "alex",
+                       "model": args.model, "lpips_net": "alex", "solver_params": json.loads(args.params),
                        "lpips_weights": str(weights) if weights.is_dir() else None, "fid": False})
     summary = Path(result["out"]) / "summary.md"
     if summary.exists():

@@ -36,6 +36,7 @@ METHODS = {
     "ca-dps": ("ca-dps", {}),
     "ca-dps cov": ("ca-dps", {"mean_shift": "covariance"}),
     "cmi-dps": ("cmi-dps", {}),
+    "cmi exact": ("cmi-dps", {"hvp": "exact"}),
     "c-dps": ("c-dps", {}),
 }
 
@@ -158,7 +159,15 @@ def main():
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--skip-steps", action="store_true", help="skip table 1")
     ap.add_argument("--skip-throughput", action="store_true", help="skip table 2")
+    ap.add_argument("--methods", default=",".join(METHODS), help=f"columns, from: {', '.join(METHODS)}")
     args = ap.parse_args()
+    chosen = [m.strip() for m in args.methods.split(",")]
+    unknown = [m for m in chosen if m not in METHODS]
+    if unknown:
+        ap.error(f"unknown method(s) {', '.join(unknown)}; accepted: {', '.join(METHODS)}")
+    for m in list(METHODS):  # the tables and the memory child read METHODS
+        if m not in chosen:
+            del METHODS[m]
     prior, kind = bench_prior(args.size, args.device)
     prior.configure(precision=args.precision, channels_last=args.channels_last, checkpointing=args.checkpointing,
                     compile=args.compile)

@@ -8,13 +8,18 @@ has E[grad s] = grad I (inverse="cg": u by CG, each iteration one J_t product; i
 u = v, the gradient of the first-order term 1/2 tr(sy^-2 A S_t A^T)). The step is the base solver's
 step plus eta_t grad s (ascent: keep information about y in x_t).
 
-JVPs: the double-VJP trick, not torch.func.jvp. With g(z) = J_t^T z built once with create_graph
-(linear in z), J_t q = d<g(z), q>/dz is one more backward pass per product, and grad s =
-d<J_t^T A^T u, A^T v>/dx_t is a Hessian-vector product on the base solver's own forward (no extra
-network forward). Forward mode (torch.func.jvp) would give J_t q in one pass, but its CPU kernels
-are slow: measured on the bundled prior, CPU, 32x32 (fwd+VJP = 1): jvp + its reverse pass + the base
-VJP 5.7, double-VJP + base VJP 3.0. Fused attention kernels have no double backward, so the
-forward runs with plain (math) attention.
+grad s = k H b, the Hessian of a^T x0hat (a = A^T u, b = A^T v, k = c_t / (2 sy²)) applied to b: no
+symmetry of J_t is needed. Two ways (`hvp`):
+- "finite-difference" (default): k (J(x_t + delta b)^T a - J(x_t)^T a) / delta, two plain VJPs and
+  one more forward per probe (first-order accurate in delta; roundoff ~ float eps / delta). Measured
+  on the bundled prior, 64², one thread: step 2.2x a DPS step against 3.3x for "exact".
+- "exact": double backward, d<J_t^T a, b>/dx_t on the base solver's own forward (create_graph, then a
+  backward through the backward graph: slower on CPU and twice the activation memory).
+J_t q products inside the CG inverse use the double-VJP trick, not torch.func.jvp: g(z) = J_t^T z
+built once with create_graph (linear in z), then J_t q = d<g(z), q>/dz is one backward per product
+(forward-mode CPU kernels measured slower: jvp + its reverse + the base VJP 5.7 fwd+VJP, double-VJP
+3.0, bundled prior, 32²). Fused attention kernels have no double backward, so the forward runs
+with plain (math) attention whenever a double backward is taken.
 
 Plug-in: `make_solver("cmi-dps", prior, base="dps" | "ca-dps", eta=0.1, probes=1,
 inverse="first-order" | "cg", **base_params)` builds the base solver's class with this term on
@@ -22,8 +27,10 @@ top, so it composes with any gradient-guided solver of the project. Parameters (
 - eta, eta_mode: "relative" (default) eta_t = eta ||g_base|| / ||grad s|| per image, i.e. the CMI
   step is a fixed fraction of the base guidance; "absolute": eta_t = eta T / num_steps (the same
   per-step rescaling as DPS's zeta);
-- probes: Rademacher probes averaged per step (each one Hessian-vector product, two backward
-  passes, on the base's forward);
+- probes: Rademacher probes averaged per step (each one Hessian-vector product: two backward
+  passes, plus one forward for "finite-difference");
+- hvp, fd_delta: how the Hessian-vector product is taken (above) and the finite-difference step on
+  the model scale (default 1e-3: truncation and float32 roundoff both ~1e-4 relative);
 - inverse, inverse_iters, inverse_tol: first-order or CG inverse (J_t assumed symmetric, as it
   is for an exact denoiser);
 - sampler_eta: the DDIM eta of the shared loop (`eta` is the CMI weight here, as in the paper).
@@ -40,6 +47,7 @@ from inversa.solvers.ca_dps import CGLog
 from inversa.solvers.cg import bdot, cg
 
 INVERSES = ("first-order", "cg")
+HVPS = ("finite-difference", "exact")
 ETA_MODES = ("relative", "absolute")
 SIGMA_MIN = 1e-3  # noise floor (model scale) when the base solver has none: I needs sy > 0
 
@@ -120,8 +128,18 @@ def _surrogate_grad(x0hat, x_t, operator, v, u, k):
     return torch.autograd.grad(gw, x_t, grad_outputs=k * operator.A_adjoint(v), retain_graph=True)[0]
 
 
+def _surrogate_grad_fd(predict, x0hat, x_t, operator, v, u, k, delta):
+    """The same Hessian-vector product as a forward difference of two VJPs: k (J(x+δb)^T a - J(x)^T a) / δ."""
+    a, b = operator.A_adjoint(u), operator.A_adjoint(v)
+    (ja,) = torch.autograd.grad(x0hat, x_t, grad_outputs=a, retain_graph=True)  # the base still needs the graph
+    x_plus = (x_t.detach() + delta * b).requires_grad_(True)
+    (ja_plus,) = torch.autograd.grad(predict(x_plus), x_plus, grad_outputs=a)
+    return (k / delta) * (ja_plus - ja)
+
+
 def information_gradient(prior, x_t: torch.Tensor, t: int, operator, sigma: float, *, generators=None,
-                         inverse: str = "cg", inverse_iters: int = 50, inverse_tol: float = 1e-6, clip: bool = False):
+                         inverse: str = "cg", inverse_iters: int = 50, inverse_tol: float = 1e-6, clip: bool = False,
+                         hvp: str = "exact", fd_delta: float = 1e-3):
     """One-probe Hutchinson estimate of grad_{x_t} I per image (the term CMI-DPS adds, before eta_t)."""
     sigma = max(sigma, SIGMA_MIN)
     v = rademacher(tuple(operator.output_shape(tuple(x_t.shape))), generators, device=x_t.device, dtype=x_t.dtype)
@@ -131,6 +149,9 @@ def information_gradient(prior, x_t: torch.Tensor, t: int, operator, sigma: floa
         c = _c(prior, t)
         u = v if inverse == "first-order" else cg(_info_matvec(jacobian_products(x0hat, x), operator, c / sigma**2), v,
                                                    tol=inverse_tol, max_iter=inverse_iters)[0]
+        if hvp == "finite-difference":
+            return _surrogate_grad_fd(lambda z: prior.predict(z, t, clip=clip).x0hat, x0hat, x, operator, v, u,
+                                      c / (2 * sigma**2), fd_delta)
         return _surrogate_grad(x0hat, x, operator, v, u, c / (2 * sigma**2))
 
 
@@ -156,7 +177,7 @@ class CMIDPS(Solver):
 
     def __init__(self, prior, *, base: str = "dps", eta: float = 0.1, eta_mode: str = "relative", probes: int = 1,
                  inverse: str = "first-order", inverse_iters: int = 10, inverse_tol: float = 1e-3,
-                 sampler_eta: float = 1.0, **base_params):
+                 hvp: str = "finite-difference", fd_delta: float = 1e-3, sampler_eta: float = 1.0, **base_params):
         super().__init__(prior, eta=sampler_eta, **base_params)
         self.needs_grad = True  # even over a base that needs none (CA-DPS mean_shift="covariance")
         if inverse not in INVERSES:
@@ -168,8 +189,12 @@ class CMIDPS(Solver):
         for key, val in (("probes", probes), ("inverse_iters", inverse_iters)):
             if not (isinstance(val, int) and val >= 1):
                 raise UserError(f"{key} must be a positive integer, got {val!r}")
-        if not inverse_tol > 0:
-            raise UserError(f"inverse_tol must be positive, got {inverse_tol}")
+        if hvp not in HVPS:
+            raise UserError(f"hvp {hvp!r} is unknown; accepted: {', '.join(HVPS)}")
+        for key, val in (("inverse_tol", inverse_tol), ("fd_delta", fd_delta)):
+            if not val > 0:
+                raise UserError(f"{key} must be positive, got {val}")
+        self.hvp, self.fd_delta = hvp, float(fd_delta)
         self.cmi_eta, self.eta_mode, self.probes = float(eta), eta_mode, probes
         self.inverse, self.inverse_iters, self.inverse_tol = inverse, inverse_iters, float(inverse_tol)
 
@@ -181,13 +206,17 @@ class CMIDPS(Solver):
     def params(self):
         return {"base": self.base_name, **super().params(), "cmi_eta": self.cmi_eta, "eta_mode": self.eta_mode,
                 "probes": self.probes, "inverse": self.inverse, "inverse_iters": self.inverse_iters,
-                "inverse_tol": self.inverse_tol, "info_sigma": self._sigma(), "jvp": "double-vjp",
+                "inverse_tol": self.inverse_tol, "info_sigma": self._sigma(), "hvp": self.hvp,
+                **({"fd_delta": self.fd_delta} if self.hvp == "finite-difference" else {}),
+                "jvp": "double-vjp" if self.inverse == "cg" else None,
                 **self.inverse_log.as_dict("inverse_")}
 
     def _sigma(self):
         return max(self._problem.sigma, getattr(self, "sigma_min", SIGMA_MIN))
 
     def predict(self, x_t, t):
+        if self.hvp == "finite-difference" and self.inverse == "first-order":
+            return super().predict(x_t, t)  # no double backward: fused attention is fine
         with _math_attention():
             return super().predict(x_t, t)
 
@@ -210,7 +239,11 @@ class CMIDPS(Solver):
             if self.inverse == "cg":
                 u, info = cg(M, v, tol=self.inverse_tol, max_iter=self.inverse_iters)
                 self.inverse_log.add(info)
-            g = g + _surrogate_grad(x0hat, x_t, op, v, u, c / (2 * sigma**2) / self.probes)
+            k = c / (2 * sigma**2) / self.probes
+            if self.hvp == "finite-difference":
+                g = g + _surrogate_grad_fd(lambda z: self.predict(z, s.t).x0hat, x0hat, x_t, op, v, u, k, self.fd_delta)
+            else:
+                g = g + _surrogate_grad(x0hat, x_t, op, v, u, k)
             self.vjp_count += 2  # a Hessian-vector product: two backward passes
         return g
 

@@ -41,8 +41,9 @@ def test_mutual_information_matches_logdet(gauss16, kind, t):
     assert abs(est.mean() / exact - 1) < 0.10
 
 
+@pytest.mark.parametrize("hvp", ["exact", "finite-difference"])
 @pytest.mark.parametrize("kind", ["inpainting", "blur"])
-def test_information_gradient_matches_finite_differences(kind):
+def test_information_gradient_matches_finite_differences(kind, hvp):
     """Mean of 2048 one-probe Hutchinson gradients (CG inverse) vs central differences of the exact I."""
     prior = mixture_prior()
     op = _ops()[kind] if kind == "inpainting" else MatrixOperator(_ops()["blur"], (1, 4, 4))
@@ -53,14 +54,27 @@ def test_information_gradient_matches_finite_differences(kind):
     fd = torch.stack([(exact_information(prior, x + h * e.view(x.shape), t, op) - exact_information(prior, x - h * e.view(x.shape), t, op)) / (2 * h)
                       for e in torch.eye(16, dtype=torch.float64)])
     torch.manual_seed(0)
-    est = information_gradient(prior, x.expand(2048, -1, -1, -1), t, op, SY, inverse="cg").mean(0).reshape(-1)
+    est = information_gradient(prior, x.expand(2048, -1, -1, -1), t, op, SY, inverse="cg", hvp=hvp).mean(0).reshape(-1)
     rel = ((est - fd).norm() / fd.norm()).item()
-    print(f"grad I, {kind}: |fd| {fd.norm():.3f}, relative error {rel:.3f}")
+    print(f"grad I, {kind}, {hvp}: |fd| {fd.norm():.3f}, relative error {rel:.3f}")
     assert rel < 0.1
 
 
+@pytest.mark.parametrize("float_bits", [32, 64])
+def test_finite_difference_hvp_matches_the_double_backward(float_bits):
+    """Same probe, same point: the forward difference of two VJPs against the exact Hessian-vector product."""
+    prior, op = mixture_prior(), MatrixOperator(_ops()["blur"], (1, 4, 4))  # both compute in x's dtype
+    dt = torch.float64 if float_bits == 64 else torch.float32
+    x = prior.abar(300) ** 0.5 * (0.04 + 0.6 * torch.randn(8, 1, 4, 4, generator=torch.Generator().manual_seed(1), dtype=dt))
+    grads = {hvp: information_gradient(prior, x, 300, op, SY, inverse="first-order", hvp=hvp, generators=gens(range(8)))
+             for hvp in ("exact", "finite-difference")}
+    rel = ((grads["finite-difference"] - grads["exact"]).norm() / grads["exact"].norm()).item()
+    print(f"float{float_bits}: |exact| {grads['exact'].norm():.3f}, finite-difference relative error {rel:.2e}")
+    assert grads["exact"].norm() > 0 and rel < (1e-2 if float_bits == 64 else 5e-2)
+
+
 @pytest.mark.parametrize("base,params", [("dps", {}), ("ca-dps", {}), ("ca-dps", {"variant": "reference"}),
-                                         ("ca-dps", {"mean_shift": "covariance"}),
+                                         ("ca-dps", {"mean_shift": "covariance"}), ("dps", {"hvp": "exact"}),
                                          ("dps", {"inverse": "cg", "probes": 2, "eta_mode": "absolute", "eta": 1e-4})])
 def test_plugs_into_gradient_guided_solvers(gauss16, base, params):
     op = _ops()["blur"]
@@ -72,8 +86,9 @@ def test_plugs_into_gradient_guided_solvers(gauss16, base, params):
     assert m["solver"] == "cmi-dps" and m["base"] == base and m["variant"] == params.get("variant", None if base == "dps" else "paper")
     assert torch.isfinite(out.x).all()
     probes = params.get("probes", 1)
-    # no extra network forward: the Hessian-vector products run on the base's own forward
-    assert out.nfe == {"dps": 6, "ca-dps": 12 if params.get("variant") != "reference" else 11}[base]
+    # "exact": no extra network forward (the HVPs run on the base's own); "finite-difference": one per probe
+    extra = 6 * probes * (params.get("hvp", "finite-difference") == "finite-difference")
+    assert out.nfe == {"dps": 6, "ca-dps": 12 if params.get("variant") != "reference" else 11}[base] + extra
     if params.get("inverse") == "cg":  # J products inside CG: one backward pass each
         assert m["inverse_solves"] == 6 * probes and out.vjp > 6 + 12 * probes
     else:  # the base's VJP (none for mean_shift="covariance") + one HVP (two backward passes) per probe
@@ -108,6 +123,6 @@ def test_super_resolution():
 
 def test_bad_base_and_parameters(gauss16):
     for bad in ({"base": "c-dps"}, {"base": "naive"}, {"base": "nope"}, {"inverse": "x"}, {"eta_mode": "x"},
-                {"probes": 0}, {"eta": -1}):
+                {"probes": 0}, {"eta": -1}, {"hvp": "x"}, {"fd_delta": 0}):
         with pytest.raises(UserError):
             make_solver("cmi-dps", gauss16, **bad)
