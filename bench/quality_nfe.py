@@ -1,8 +1,8 @@
 """Quality against network evaluations: mean PSNR of each method at several step counts.
 
     python bench/quality_nfe.py [--preset sr4] [--size 64] [--limit 8] [--steps 25,50,100,250,1000]
-                                [--methods dps,dps-ddim,c-dps,ca-dps-cov,ca-dps,cmi-dps]
-                                [--max-steps cmi-dps=100,ca-dps=250] [--out runs/quality_nfe_sr4.json]
+                                [--methods dps,dps-ddim,c-dps,ca-dps,ca-dps-vjp,cmi-dps]
+                                [--max-steps cmi-dps=100,ca-dps-vjp=250] [--out runs/quality_nfe_sr4.json]
 
 On the FFHQ evaluation photos (../shared/data/ffhq256-sample, centre-cropped and resized to --size
 as `inversa eval --size` does) with the bundled prior, one batch per (method, steps): per-image
@@ -29,8 +29,8 @@ METHODS = {
     "dps": ("dps", {}),
     "dps-ddim": ("dps", {"sampler": "ddim", "eta": 0.0}),
     "c-dps": ("c-dps", {}),
-    "ca-dps": ("ca-dps", {}),
-    "ca-dps-cov": ("ca-dps", {"mean_shift": "covariance"}),
+    "ca-dps": ("ca-dps", {}),  # mean_shift="covariance"
+    "ca-dps-vjp": ("ca-dps", {"mean_shift": "vjp"}),
     "cmi-dps": ("cmi-dps", {}),
 }
 
@@ -41,8 +41,8 @@ def main():
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--limit", type=int, default=8)
     ap.add_argument("--steps", default="25,50,100,250,1000")
-    ap.add_argument("--methods", default="dps,dps-ddim,c-dps,ca-dps-cov,ca-dps,cmi-dps")
-    ap.add_argument("--max-steps", default="cmi-dps=100,ca-dps=250,dps-ddim=250",
+    ap.add_argument("--methods", default="dps,dps-ddim,c-dps,ca-dps,ca-dps-vjp,cmi-dps")
+    ap.add_argument("--max-steps", default="cmi-dps=100,ca-dps-vjp=250,dps-ddim=250",
                     help="cap the step counts of expensive methods, e.g. cmi-dps=100")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cpu")

@@ -34,7 +34,7 @@ from inversa.solvers.base import Problem
 METHODS = {
     "dps": ("dps", {}),
     "ca-dps": ("ca-dps", {}),
-    "ca-dps cov": ("ca-dps", {"mean_shift": "covariance"}),
+    "ca-dps vjp": ("ca-dps", {"mean_shift": "vjp"}),
     "cmi-dps": ("cmi-dps", {}),
     "cmi exact": ("cmi-dps", {"hvp": "exact"}),
     "c-dps": ("c-dps", {}),
