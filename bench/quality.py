@@ -28,6 +28,7 @@ def main() -> int:
     ap.add_argument("--size", type=int)
     ap.add_argument("--model")
     ap.add_argument("--params", default="{}", help='solver parameters as JSON, e.g. {"ca-dps": {"mean_shift": "vjp"}}')
+    ap.add_argument("--batch-size", type=int, default=1, help="images restored together (same rows, more throughput)")
     ap.add_argument("--out", default="runs/quality")
     args = ap.parse_args()
     data = SHARED / "data" / "ffhq256-sample"
@@ -40,6 +41,7 @@ def main() -> int:
     result = run_eval({"data": str(data), "out": args.out, "tasks": args.tasks, "solvers": args.solvers,
                        "steps": args.steps, "seeds": args.seeds, "limit": args.limit, "size": args.size,
                        "model": args.model, "lpips_net": "alex", "solver_params": json.loads(args.params),
+                       "batch_size": args.batch_size,
                        "lpips_weights": str(weights) if weights.is_dir() else None, "fid": False})
     summary = Path(result["out"]) / "summary.md"
     if summary.exists():

@@ -130,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--limit", metavar="K", help="use the first K images")
     ev.add_argument("--size", metavar="S", help="centre-crop and resize images to SxS (default: the model's size)")
     ev.add_argument("--device", help="torch device (default: cuda when available, or accelerate's)")
+    ev.add_argument("--batch-size", metavar="B", help="images restored together (same task, solver, steps and seed; "
+                    "default 1): more throughput, the same results up to float rounding")
     ev.add_argument("--out", metavar="RUN_DIR", help="run folder: rows, images and reports")
     ev.add_argument("--config", metavar="FILE", help="JSON or TOML file with any of these settings (and solver_params)")
     ev.add_argument("--num-shards", metavar="N", help="split the items into N shards ...")

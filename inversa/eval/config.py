@@ -29,6 +29,7 @@ class EvalConfig:
     solver_params: dict = field(default_factory=dict)  # {"dps": {"scale": 0.3}, ...}
     fid: bool = True
     grid_images: int = 4
+    batch_size: int = 1  # images restored together (same task, solver, steps, seed): throughput only
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -49,7 +50,7 @@ class EvalConfig:
         cfg.solvers = [s.lower().replace("_", "-") for s in _str_list(cfg.solvers, "solvers")]
         cfg.seeds = _int_list(cfg.seeds, "seeds", minimum=0)
         cfg.steps = _int_list(cfg.steps, "steps", minimum=1)
-        for name, minimum in (("limit", 1), ("size", 8), ("grid_images", 0)):
+        for name, minimum in (("limit", 1), ("size", 8), ("grid_images", 0), ("batch_size", 1)):
             setattr(cfg, name, as_int(getattr(cfg, name), name, minimum))
         if cfg.lpips_net not in ("alex", "vgg", "none"):
             raise UserError(f"lpips_net must be alex, vgg or none, got {cfg.lpips_net!r}")

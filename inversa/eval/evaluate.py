@@ -88,6 +88,19 @@ def make_items(images: list[str], cfg: EvalConfig) -> list[Item]:
     ]
 
 
+def _batches(items: list[Item], size: int):
+    """Consecutive runs of items sharing (task, solver, steps, seed), cut to at most `size` items."""
+    batch: list[Item] = []
+    for item in items:
+        same = batch and (item.task, item.solver, item.steps, item.seed) == (batch[0].task, batch[0].solver, batch[0].steps, batch[0].seed)
+        if batch and (not same or len(batch) == size):
+            yield batch
+            batch = []
+        batch.append(item)
+    if batch:
+        yield batch
+
+
 def row_path(out: Path, item: Item) -> Path:
     return out / "rows" / f"{item.key}.json"
 
@@ -215,45 +228,72 @@ class _Runner:
         return self.solvers[name]
 
     def run(self, item: Item) -> dict:
+        return self.run_batch([item])[0]
+
+    def run_batch(self, items: list[Item]) -> list[dict]:
+        """Items of one (task, solver, steps, seed), restored as one batch. Operators, measurement noise
+        and solver noise are drawn per image from the image's own seeds, and solvers are
+        batch-invariant, so each row is the one a batch of 1 gives (up to float rounding of batched
+        network calls); images of different sizes go in separate batches."""
+        images = [store.load_image(self.data / it.image, self.size) for it in items]
+        rows: list[dict] = []
+        for shape in dict.fromkeys(tuple(x.shape) for x in images):
+            group = [(it, x) for it, x in zip(items, images) if tuple(x.shape) == shape]
+            rows += self._restore([it for it, _ in group], torch.cat([x for _, x in group]).to(self.device))
+        order = {it.key: k for k, it in enumerate(items)}
+        return sorted(rows, key=lambda r: order[r["key"]])
+
+    def _restore(self, items: list[Item], x: torch.Tensor) -> list[dict]:
         from inversa.operators import make_preset
 
         t0 = time.perf_counter()
-        x = store.load_image(self.data / item.image, self.size).to(self.device)
+        first, n = items[0], len(items)
         h, w = x.shape[-2:]
-        op = make_preset(item.task, image_size=(h, w), index=item.index, seed=item.seed).to(self.device)
-        m_seed, s_seed = derive_seed("measurement", item.seed, item.image), derive_seed("solver", item.seed, item.image)
-        y = op.measure(x, generator=[torch.Generator().manual_seed(m_seed)])
+        index = first.index if n == 1 else [it.index for it in items]
+        op = make_preset(first.task, image_size=(h, w), index=index, seed=first.seed).to(self.device)
+        m_seeds = [derive_seed("measurement", it.seed, it.image) for it in items]
+        s_seeds = [derive_seed("solver", it.seed, it.image) for it in items]
+        y = op.measure(x, generator=[torch.Generator().manual_seed(s) for s in m_seeds])
         t1 = time.perf_counter()
-        out = self.solver(item.solver)(y, op, generator=[torch.Generator().manual_seed(s_seed)],
-                                       num_steps=item.steps, progress=False)
+        out = self.solver(first.solver)(y, op, generator=[torch.Generator().manual_seed(s) for s in s_seeds],
+                                        num_steps=first.steps, progress=False)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        wall = time.perf_counter() - t1
+        wall = (time.perf_counter() - t1) / n  # per image
         xr = out.x.to(self.device, torch.float32)
-        row = {
-            "key": item.key, "image": item.image, "image_index": item.index, "task": item.task,
-            "solver": item.solver, "steps": item.steps, "seed": item.seed,
-            "measurement_seed": m_seed, "solver_seed": s_seed, "image_size": [h, w],
-            "psnr": float(metrics.psnr(xr, x)[0]), "ssim": float(metrics.ssim(xr, x)[0]),
-            "lpips": None, "lpips_net": self.cfg.lpips_net,
-            "nfe": int(out.nfe), "vjp": int(out.vjp), "wall_s": wall,
-            "sigma": float(op.sigma), "sigma_pm1": 2 * float(op.sigma), "operator": op.metadata(),
-            "solver_metadata": out.metadata, "solver_params": self.cfg.solver_params.get(item.solver, {}),
-            "model": self.model if item.solver != NAIVE else None,
-            "files": {"clean": item.clean, "measurement": item.measurement, "restoration": item.restoration},
-            "env": self.env,
-        }
-        if isinstance(self.lpips, str):
-            row["lpips_error"] = self.lpips
-        elif self.lpips is not None:
-            row["lpips"] = float(metrics.lpips(xr, x, self.cfg.lpips_net, self.cfg.lpips_weights)[0])
-            row["lpips_source"] = self.lpips.source
-        for rel, img in ((item.clean, x), (item.measurement, _picture(y, op)), (item.restoration, xr)):
-            if rel == item.restoration or not (self.out / rel).exists():
-                store.save_png(self.out / rel, img)
-        row["item_s"] = time.perf_counter() - t0
-        store.atomic_write_json(row_path(self.out, item), row)
-        return row
+        psnr, ssim = metrics.psnr(xr, x), metrics.ssim(xr, x)
+        lpips = None
+        if self.lpips is not None and not isinstance(self.lpips, str):
+            lpips = metrics.lpips(xr, x, self.cfg.lpips_net, self.cfg.lpips_weights)
+        picture = _picture(y, op)
+        rows = []
+        for i, item in enumerate(items):
+            single = op if n == 1 else make_preset(item.task, image_size=(h, w), index=item.index, seed=item.seed)
+            row = {
+                "key": item.key, "image": item.image, "image_index": item.index, "task": item.task,
+                "solver": item.solver, "steps": item.steps, "seed": item.seed,
+                "measurement_seed": m_seeds[i], "solver_seed": s_seeds[i], "image_size": [h, w],
+                "psnr": float(psnr[i]), "ssim": float(ssim[i]),
+                "lpips": None, "lpips_net": self.cfg.lpips_net,
+                "nfe": int(out.nfe), "vjp": int(out.vjp), "wall_s": wall, "batch_size": n,
+                "sigma": float(op.sigma), "sigma_pm1": 2 * float(op.sigma), "operator": single.metadata(),
+                "solver_metadata": out.metadata, "solver_params": self.cfg.solver_params.get(item.solver, {}),
+                "model": self.model if item.solver != NAIVE else None,
+                "files": {"clean": item.clean, "measurement": item.measurement, "restoration": item.restoration},
+                "env": self.env,
+            }
+            if isinstance(self.lpips, str):
+                row["lpips_error"] = self.lpips
+            elif lpips is not None:
+                row["lpips"] = float(lpips[i])
+                row["lpips_source"] = self.lpips.source
+            for rel, img in ((item.clean, x[i:i + 1]), (item.measurement, picture[i:i + 1]), (item.restoration, xr[i:i + 1])):
+                if rel == item.restoration or not (self.out / rel).exists():
+                    store.save_png(self.out / rel, img)
+            row["item_s"] = (time.perf_counter() - t0) / n
+            store.atomic_write_json(row_path(self.out, item), row)
+            rows.append(row)
+        return rows
 
 
 def _version() -> str:
@@ -326,10 +366,12 @@ def run_eval(config: EvalConfig | dict, *, progress: bool = True, callback=None,
     from tqdm.auto import tqdm
 
     desc = "eval" if count == 1 else f"eval {index + 1}/{count}"
-    for item in tqdm(pending, desc=desc, disable=not progress, position=index if count > 1 else None, unit="item"):
-        row = runner.run(item)
-        if callback is not None:
-            callback(item, row)
+    with tqdm(total=len(pending), desc=desc, disable=not progress, position=index if count > 1 else None, unit="item") as bar:
+        for batch in _batches(pending, cfg.batch_size):
+            for item, row in zip(batch, runner.run_batch(batch)):
+                bar.update(1)
+                if callback is not None:
+                    callback(item, row)
 
     result = {"out": str(out), "done": len(mine), "pending": 0, "merged": None}
     if state.num_processes > 1:
@@ -384,7 +426,7 @@ def main_cli(args) -> int:
     """`inversa eval ...` (argparse namespace from inversa.cli)."""
     values = read_config_file(args.config) if args.config else {}
     cli = {k: getattr(args, k) for k in ("data", "out", "tasks", "solvers", "seeds", "steps", "model", "lpips_net",
-                                          "lpips_weights", "limit", "size", "device")}
+                                          "lpips_weights", "limit", "size", "device", "batch_size")}
     values.update({k: v for k, v in cli.items() if v is not None})
     if args.no_fid:
         values["fid"] = False

@@ -105,6 +105,29 @@ def test_killed_and_resumed_gives_the_same_table(data_dir, tmp_path, ev):
     assert E.run_eval(cfg(data_dir, out), progress=False, callback=lambda *a: pytest.fail("redid an item"))["done"] == 12
 
 
+def _unbatched(rows):
+    return {k: {f: v for f, v in r.items() if f != "batch_size"} for k, r in rows.items()}
+
+
+def test_batches_give_the_rows_of_single_items(data_dir, tmp_path, fake_solver, ev):
+    """batch_size groups items of one (task, solver, steps, seed) and one image size; every row (metrics,
+    seeds, per-image operator metadata, files) is the row of the unbatched run."""
+    from PIL import Image
+
+    Image.fromarray((torch.rand(48, 40, 3, generator=torch.Generator().manual_seed(0)) * 255).byte().numpy()).save(data_dir / "img3.png")
+    ref, out = tmp_path / "ref", tmp_path / "run"
+    settings = dict(solvers="naive,fake", tasks="sr4,random_inpaint")
+    E.run_eval(cfg(data_dir, ref, **settings), progress=False)
+    E.run_eval(cfg(data_dir, out, batch_size=3, **settings), progress=False)
+    got = ev.rows(out)
+    assert _unbatched(got) == _unbatched(ev.rows(ref)) and ev.table(out) == ev.table(ref)
+    sizes = {k: r["batch_size"] for k, r in got.items()}
+    assert sizes["sr4__fake__n50__seed0__img0"] == 3 and sizes["sr4__fake__n50__seed0__img3"] == 1  # 48x40 alone
+    for stem in ("img0", "img1", "img2", "img3"):  # the same pictures
+        for rel in (f"images/random_inpaint/fake-n50/seed1/{stem}.png", f"images/random_inpaint/measurement/seed1/{stem}.png"):
+            assert (out / rel).read_bytes() == (ref / rel).read_bytes()
+
+
 def test_two_shards_then_merge_equal_one_process(data_dir, tmp_path, ev):
     ref = tmp_path / "ref"
     E.run_eval(cfg(data_dir, ref), progress=False)
@@ -171,6 +194,7 @@ def test_accelerate_processes_split_the_items(data_dir, tmp_path, monkeypatch, e
     (dict(size=30), "not a multiple of the super-resolution factor"),
     (dict(colour="red"), "unknown setting 'colour'"),
     (dict(tasks=""), "--tasks is required"),
+    (dict(batch_size=0), "batch_size must be an integer >= 1"),
 ])
 def test_bad_settings_fail_before_writing(data_dir, tmp_path, change, message):
     out = tmp_path / "run"
@@ -259,6 +283,12 @@ def test_real_solver_with_a_tiny_diffusers_prior(data_dir, tmp_path, ev):
     E.run_eval(cfg(data_dir, out, tasks="sr4", solvers="naive,dps", seeds="0", steps="2", limit=2,
                    model=str(tmp_path / "model")), progress=False)
     rows = ev.rows(out)
+    batched = tmp_path / "batched"  # a real UNet in a batch of 2: the same rows up to float rounding
+    E.run_eval(cfg(data_dir, batched, tasks="sr4", solvers="naive,dps", seeds="0", steps="2", limit=2, batch_size=2,
+                   model=str(tmp_path / "model")), progress=False)
+    for key, row in ev.rows(batched).items():
+        assert row["batch_size"] == 2 and row["psnr"] == pytest.approx(rows[key]["psnr"], abs=1e-3)
+        assert row["ssim"] == pytest.approx(rows[key]["ssim"], abs=1e-4)
     r = rows["sr4__dps__n2__seed0__img1"]
     assert (r["nfe"], r["vjp"], r["image_size"]) == (2, 2, [32, 32])  # images keep their own size by default
     assert r["model"]["sha256"] == E.model_info(type("P", (), {"model": unet, "name": "", "source": ""})())["sha256"]
