@@ -18,10 +18,10 @@ variant="paper" (default; [inferred] from the abstract, see shared/design/method
   claims). "vjp": the likelihood gradient above, 1 VJP per step. On real networks the two differ:
   the VJP carries the network's full Jacobian, (1-ab)/ab (I - sqrt(1-ab) J_eps), which at high
   noise is far larger than the clamped S_t the likelihood assumed. Measured, bundled prior (its
-  2000-step release), 4 FFHQ photos at 64², 50 steps, PSNR vjp -> covariance: SR x4 19.27 -> 19.52, Gaussian deblur 19.08 ->
-  19.57, box inpainting 14.89 -> 18.39, random inpainting 12.41 -> 16.65 dB (LPIPS better on all but
-  SR x4, 0.329 -> 0.345); vjp also gives NaN without x0 clipping. Step cost (64², one thread):
-  covariance 0.97-1.21x a network forward+VJP on SR/inpainting, vjp 1.5-1.7x.
+  2000-step release), 4 FFHQ photos at 64², 50 steps, PSNR vjp -> covariance: SR x4 19.27 ->
+  19.52, Gaussian deblur 19.08 -> 19.57, box inpainting 14.89 -> 18.39, random inpainting 12.41 ->
+  16.65 dB (LPIPS better on all but SR x4, 0.329 -> 0.345); vjp also gives NaN without x0 clipping.
+  Step cost (64², one thread): covariance 1.05-1.24x a DPS step on SR/inpainting, vjp 1.3-1.7x.
   step_variance [inferred]: "posterior" (default) gives the step its full covariance,
   eta² beta_tilde + c_x0² Cov[x0 | x_t, y], Cov[x0|x_t,y] = S - S A^T Σ^{-1} A S sampled exactly by
   Matheron's rule (one more closed form / CG solve); without it the DDPM step loses variance on
