@@ -5,6 +5,7 @@ from __future__ import annotations
 import resource
 import statistics
 import time
+from pathlib import Path
 
 import torch
 
@@ -44,7 +45,7 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-SHARED = __import__("pathlib").Path(__file__).resolve().parents[1].parent / "shared"
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"  # evaluation data and LPIPS weights, never bundled
 
 
 def sample_photos(limit: int | None, size: int):

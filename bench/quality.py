@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+from common import SHARED
 
 
 def main() -> int:

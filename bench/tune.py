@@ -12,11 +12,10 @@ on FFHQ (../shared/data) would fit the evaluation set; this script never reads i
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+from common import SHARED
 
 
 def held_out_crops(folder: Path, size: int, per_photo: int, seed: int = 0) -> Path:
@@ -59,13 +58,14 @@ def main() -> int:
     ap.add_argument("--out", default="runs/tune")
     args = ap.parse_args()
     from inversa.eval.evaluate import run_eval
+    from inversa.solvers.registry import parse_value
 
     out = Path(args.out)
     data = held_out_crops(out / f"data{args.size}", args.size, args.crops)
     weights = SHARED / "weights" / "lpips"
     rows = []
     for raw in args.values.split(","):
-        value = json.loads(raw) if raw.strip()[:1] in "-0123456789.[{tn" else raw.strip()
+        value = parse_value(raw.strip())
         result = run_eval({"data": str(data), "out": str(out / f"{args.param}={raw}"), "tasks": args.tasks,
                            "solvers": f"naive,{args.solver}", "steps": args.steps, "seeds": "0", "size": args.size,
                            "model": args.model, "solver_params": {args.solver: {args.param: value}},
@@ -80,4 +80,9 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from inversa.errors import UserError
+
+    try:
+        sys.exit(main())
+    except UserError as exc:  # a bad --param/--values: one line, as the CLI does
+        sys.exit(f"tune.py: error: {exc}")

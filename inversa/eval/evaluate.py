@@ -240,8 +240,8 @@ class _Runner:
         for shape in dict.fromkeys(tuple(x.shape) for x in images):
             group = [(it, x) for it, x in zip(items, images) if tuple(x.shape) == shape]
             rows += self._restore([it for it, _ in group], torch.cat([x for _, x in group]).to(self.device))
-        order = {it.key: k for k, it in enumerate(items)}
-        return sorted(rows, key=lambda r: order[r["key"]])
+        by_key = {r["key"]: r for r in rows}
+        return [by_key[it.key] for it in items]
 
     def _restore(self, items: list[Item], x: torch.Tensor) -> list[dict]:
         from inversa.operators import make_preset
@@ -249,8 +249,7 @@ class _Runner:
         t0 = time.perf_counter()
         first, n = items[0], len(items)
         h, w = x.shape[-2:]
-        index = first.index if n == 1 else [it.index for it in items]
-        op = make_preset(first.task, image_size=(h, w), index=index, seed=first.seed).to(self.device)
+        op = make_preset(first.task, image_size=(h, w), index=[it.index for it in items], seed=first.seed).to(self.device)
         m_seeds = [derive_seed("measurement", it.seed, it.image) for it in items]
         s_seeds = [derive_seed("solver", it.seed, it.image) for it in items]
         y = op.measure(x, generator=[torch.Generator().manual_seed(s) for s in m_seeds])
@@ -268,7 +267,7 @@ class _Runner:
         picture = _picture(y, op)
         rows = []
         for i, item in enumerate(items):
-            single = op if n == 1 else make_preset(item.task, image_size=(h, w), index=item.index, seed=item.seed)
+            single = make_preset(item.task, image_size=(h, w), index=item.index, seed=item.seed)  # its own metadata (ms)
             row = {
                 "key": item.key, "image": item.image, "image_index": item.index, "task": item.task,
                 "solver": item.solver, "steps": item.steps, "seed": item.seed,

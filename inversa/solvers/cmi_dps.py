@@ -120,21 +120,20 @@ def mutual_information(prior, x_t: torch.Tensor, t: int, operator, sigma: float,
     return 0.5 * total / probes
 
 
-def _surrogate_grad(x0hat, x_t, operator, v, u, k):
-    """grad_{x_t} of s = k <A^T u, J_t A^T v> = k <J_t^T A^T u, A^T v> (a Hessian-vector product)."""
-    (gw,) = torch.autograd.grad(x0hat, x_t, grad_outputs=operator.A_adjoint(u), create_graph=True)
+def _surrogate_grad(x0hat, x_t, operator, v, u, k, predict=None, delta=1e-3):
+    """grad_{x_t} of s = k <A^T u, J_t A^T v> = k <J_t^T A^T u, A^T v> (a Hessian-vector product): with
+    `predict` (z -> x0hat(z)) a forward difference of two VJPs, k (J(x+δb)^T a - J(x)^T a) / δ; without,
+    the double backward on x0hat's own graph."""
+    a, b = operator.A_adjoint(u), operator.A_adjoint(v)
+    if predict is not None:
+        (ja,) = torch.autograd.grad(x0hat, x_t, grad_outputs=a, retain_graph=True)  # the base still needs the graph
+        x_plus = (x_t.detach() + delta * b).requires_grad_(True)
+        (ja_plus,) = torch.autograd.grad(predict(x_plus), x_plus, grad_outputs=a)
+        return (k / delta) * (ja_plus - ja)
+    (gw,) = torch.autograd.grad(x0hat, x_t, grad_outputs=a, create_graph=True)
     if not gw.requires_grad:  # x0hat affine in x_t (a Gaussian prior): J_t is constant, grad s = 0
         return torch.zeros_like(x_t)
-    return torch.autograd.grad(gw, x_t, grad_outputs=k * operator.A_adjoint(v), retain_graph=True)[0]
-
-
-def _surrogate_grad_fd(predict, x0hat, x_t, operator, v, u, k, delta):
-    """The same Hessian-vector product as a forward difference of two VJPs: k (J(x+δb)^T a - J(x)^T a) / δ."""
-    a, b = operator.A_adjoint(u), operator.A_adjoint(v)
-    (ja,) = torch.autograd.grad(x0hat, x_t, grad_outputs=a, retain_graph=True)  # the base still needs the graph
-    x_plus = (x_t.detach() + delta * b).requires_grad_(True)
-    (ja_plus,) = torch.autograd.grad(predict(x_plus), x_plus, grad_outputs=a)
-    return (k / delta) * (ja_plus - ja)
+    return torch.autograd.grad(gw, x_t, grad_outputs=k * b, retain_graph=True)[0]
 
 
 def information_gradient(prior, x_t: torch.Tensor, t: int, operator, sigma: float, *, generators=None,
@@ -149,10 +148,8 @@ def information_gradient(prior, x_t: torch.Tensor, t: int, operator, sigma: floa
         c = _c(prior, t)
         u = v if inverse == "first-order" else cg(_info_matvec(jacobian_products(x0hat, x), operator, c / sigma**2), v,
                                                    tol=inverse_tol, max_iter=inverse_iters)[0]
-        if hvp == "finite-difference":
-            return _surrogate_grad_fd(lambda z: prior.predict(z, t, clip=clip).x0hat, x0hat, x, operator, v, u,
-                                      c / (2 * sigma**2), fd_delta)
-        return _surrogate_grad(x0hat, x, operator, v, u, c / (2 * sigma**2))
+        predict = (lambda z: prior.predict(z, t, clip=clip).x0hat) if hvp == "finite-difference" else None
+        return _surrogate_grad(x0hat, x, operator, v, u, c / (2 * sigma**2), predict, fd_delta)
 
 
 class CMIDPS(Solver):
@@ -232,6 +229,7 @@ class CMIDPS(Solver):
                 return jvp(q)
 
             M = _info_matvec(counted, op, c / sigma**2)
+        predict = (lambda z: self.predict(z, s.t).x0hat) if self.hvp == "finite-difference" else None
         g = 0.0
         for _ in range(self.probes):
             v = rademacher(tuple(op.output_shape(tuple(x_t.shape))), s.problem.generators, device=x_t.device, dtype=x_t.dtype)
@@ -239,11 +237,7 @@ class CMIDPS(Solver):
             if self.inverse == "cg":
                 u, info = cg(M, v, tol=self.inverse_tol, max_iter=self.inverse_iters)
                 self.inverse_log.add(info)
-            k = c / (2 * sigma**2) / self.probes
-            if self.hvp == "finite-difference":
-                g = g + _surrogate_grad_fd(lambda z: self.predict(z, s.t).x0hat, x0hat, x_t, op, v, u, k, self.fd_delta)
-            else:
-                g = g + _surrogate_grad(x0hat, x_t, op, v, u, k)
+            g = g + _surrogate_grad(x0hat, x_t, op, v, u, c / (2 * sigma**2) / self.probes, predict, self.fd_delta)
             self.vjp_count += 2  # a Hessian-vector product: two backward passes
         return g
 
