@@ -37,7 +37,8 @@ def held_out_crops(folder: Path, size: int, per_photo: int, seed: int = 0) -> Pa
         side = min(w, h)
         boxes = [((w - side) // 2, (h - side) // 2, side)]
         for _ in range(per_photo - 1):
-            s = int(rng.integers(max(size, side // 4), side // 2 + 1))
+            lo = min(max(size, side // 4), side)  # no smaller than the output, no larger than the photo
+            s = int(rng.integers(lo, max(lo, side // 2) + 1))
             boxes.append((int(rng.integers(0, w - s + 1)), int(rng.integers(0, h - s + 1)), s))
         for k, (x, y, s) in enumerate(boxes):
             crop = im.crop((x, y, x + s, y + s)).resize((size, size), Image.Resampling.LANCZOS)

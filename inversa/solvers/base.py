@@ -86,13 +86,18 @@ class Solver:
     needs_grad = False
     variant: str | None = None
 
-    def __init__(self, prior: DiffusionPrior, *, sampler: str = "ddpm", eta: float = 1.0, clip_x0: bool = True):
+    def __init__(self, prior: DiffusionPrior, *, sampler: str = "ddpm", eta: float = 1.0, clip_x0: bool = True,
+                 start: float = 1.0):
         if sampler not in SAMPLERS:
             raise UserError(f"sampler {sampler!r} is not supported; accepted: {', '.join(SAMPLERS)}")
         if not 0 <= eta <= 1:
             raise UserError(f"eta must be in [0, 1], got {eta}")
+        if not 0 < start <= 1:
+            raise UserError(f"start must be a fraction in (0, 1] of the diffusion, got {start}")
         self.prior = prior
         self.sampler, self.eta, self.clip_x0 = sampler, (1.0 if sampler == "ddpm" else float(eta)), clip_x0
+        self.start = float(start)
+        self.stride = 1.0  # training steps per respaced step, set by `timesteps`
         self.vjp_count = 0
 
     # --- hooks ---------------------------------------------------------------------------------
@@ -132,13 +137,17 @@ class Solver:
         return g
 
     def timesteps(self, num_steps: int) -> list[int]:
-        """Respaced timesteps from the diffusers scheduler ("leading" spacing, like DDPM/DDIM)."""
+        """Respaced timesteps from the diffusers scheduler ("leading" spacing, like DDPM/DDIM); with
+        start < 1 only those below start * T (the last ones, as diffusers' img2img `strength`). Sets
+        `stride`, the training steps one respaced step spans (T / num_steps, whatever the start)."""
         T = self.prior.num_train_timesteps
         if not isinstance(num_steps, int) or num_steps <= 0 or num_steps > T:
             raise UserError(f"num_steps must be an integer in [1, {T}], got {num_steps!r}")
+        self.stride = T / num_steps
         sched = copy.deepcopy(self.prior.scheduler)  # from_config imports every diffusers scheduler (seconds)
         sched.set_timesteps(num_steps)
-        return [int(t) for t in sched.timesteps]
+        ts = [int(t) for t in sched.timesteps]
+        return [t for t in ts if t < self.start * T] or ts[-1:]
 
     # --- the loop ------------------------------------------------------------------------------
     def __call__(self, y: torch.Tensor, operator, *, generator=None, num_steps: int = 100, callback=None,
@@ -153,11 +162,14 @@ class Solver:
         shape = tuple(operator.input_shape(tuple(y.shape)))
         y_m = 2 * y - operator.A(torch.ones(shape, device=dev, dtype=dt))
         problem = Problem(y=y_m, operator=operator, sigma=2 * operator.sigma, generators=gens)
-        return self._run(shape, problem, num_steps, callback, progress, x_T)
+        x_init = None if self.start == 1 or x_T is not None else 2 * operator.naive_inverse(y) - 1
+        return self._run(shape, problem, num_steps, callback, progress, x_T, x_init)
 
     def sample(self, shape: tuple[int, ...], *, generator=None, num_steps: int = 100, callback=None,
                progress: bool = True, x_T: torch.Tensor | None = None) -> SolverOutput:
         """The loop without a measurement (y and operator are None): generation, e.g. IGDS."""
+        if self.start < 1 and x_T is None:
+            raise UserError(f"start={self.start} needs an image to start from; generation starts at 1")
         gens = as_generators(generator, shape[0])
         return self._run(tuple(shape), Problem(y=None, operator=None, sigma=0.0, generators=gens), num_steps, callback,
                          progress, x_T)
@@ -166,13 +178,16 @@ class Solver:
         """The loop's final x (model space) -> image in [0, 1]."""
         return ((x + 1) / 2).clamp(0, 1)
 
-    def _run(self, shape, problem, num_steps, callback, progress, x_T) -> SolverOutput:
+    def _run(self, shape, problem, num_steps, callback, progress, x_T, x_init=None) -> SolverOutput:
         dev, dt = self.prior.device, torch.float64 if self.prior.dtype == torch.float64 else torch.float32
         gens = problem.generators
         ts = self.timesteps(num_steps)
         self.prepare(problem, ts)
         nfe0, self.vjp_count, t0 = self.prior.nfe, 0, time.perf_counter()
         x = x_T.to(dev, dt) if x_T is not None else randn(shape, gens, device=dev, dtype=dt)
+        if x_init is not None:  # warm start (SDEdit / CCDF): the naive inverse diffused forward to ts[0]
+            ab = self.prior.abar(ts[0])
+            x = ab**0.5 * x_init.to(dev, dt) + (1 - ab) ** 0.5 * x
         bar = tqdm(total=len(ts), desc=self.name, disable=not progress, leave=False)
         try:
             for i, t in enumerate(ts):
@@ -182,7 +197,7 @@ class Solver:
         finally:
             bar.close()
         meta = {"solver": self.name, "variant": self.variant, "sampler": self.sampler, "eta": self.eta,
-                "num_steps": len(ts), "clip_x0": self.clip_x0, "prior": self.prior.name, **self.params(),
+                "num_steps": len(ts), "start": self.start, "clip_x0": self.clip_x0, "prior": self.prior.name, **self.params(),
                 "nfe": self.prior.nfe - nfe0, "vjp": self.vjp_count, "seconds": time.perf_counter() - t0}
         return SolverOutput(x=self.to_image(x), nfe=meta["nfe"], vjp=self.vjp_count, metadata=meta)
 

@@ -197,7 +197,7 @@ class CMIDPS(Solver):
 
     def prepare(self, problem, timesteps):
         super().prepare(problem, timesteps)
-        self._problem, self._stride = problem, self.prior.num_train_timesteps / len(timesteps)
+        self._problem, self._stride = problem, self.stride
         self.inverse_log = CGLog()
 
     def params(self):

@@ -40,7 +40,7 @@ class DPS(Solver):
 
     def prepare(self, problem, timesteps):
         base = self.scale if self.scale is not None else DEFAULT_SCALES.get(problem.operator.name, 0.3)
-        stride = self.prior.num_train_timesteps / len(timesteps) if self.rescale_for_steps else 1.0
+        stride = self.stride if self.rescale_for_steps else 1.0
         self._zeta = base * stride
         self._base_scale = base
 

@@ -84,3 +84,53 @@ def test_timesteps_respaced_and_validated(gauss16):
     for bad in (0, -3, 1001, 2.5):
         with pytest.raises(UserError, match="num_steps"):
             s.timesteps(bad)
+
+
+# --- warm start (start < 1): SDEdit / CCDF from the operator's naive inverse -------------------------
+
+def _inpaint16():
+    from inversa.operators import GaussianNoise, Inpainting
+
+    m = torch.zeros(4, 4, dtype=torch.float64)
+    m.view(-1)[::2] = 1
+    return Inpainting(m, noise=GaussianNoise(0.0)).double()
+
+
+def test_start_keeps_the_last_timesteps_and_validates(gauss16):
+    full = Solver(gauss16).timesteps(25)
+    part = Solver(gauss16, start=0.3).timesteps(25)
+    assert part == [t for t in full if t < 300] and len(part) == 8
+    assert Solver(gauss16, start=1e-4).timesteps(25) == [0]  # never empty: at least the last step
+    for bad in (0, -0.5, 1.5):
+        with pytest.raises(UserError, match="start"):
+            Solver(gauss16, start=bad)
+    with pytest.raises(UserError, match="start"):
+        Solver(gauss16, start=0.5).sample((1, 1, 4, 4), num_steps=10, progress=False)
+
+
+def test_start_begins_from_the_naive_inverse(gauss16, gens):
+    """A tiny start runs one step at t = 0 from the naive inverse: the result is that image (up to the
+    sqrt(1 - abar_0) = 0.01 noise); a full start does not stay there."""
+    op = _inpaint16()
+    y = op(torch.rand(2, 1, 4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0)))
+    naive = op.naive_inverse(y)
+    near = Solver(gauss16, start=1e-4, clip_x0=False)(y, op, generator=gens([0, 1]), num_steps=25, progress=False)
+    assert near.nfe == 1 and near.metadata["start"] == 1e-4
+    assert (near.x - naive).abs().max() < 0.03
+    far = Solver(gauss16, clip_x0=False)(y, op, generator=gens([0, 1]), num_steps=25, progress=False)
+    assert (far.x - naive).abs().max() > 0.1
+
+
+def test_start_keeps_the_step_size_and_batch_invariance(gauss16, gens):
+    """DPS's step is scale * T / num_steps whatever the start (the spacing of the steps it runs), and
+    image i's warm-started result does not depend on its batch-mates."""
+    from inversa.solvers import DPS
+
+    op = _inpaint16()
+    ys = op(torch.rand(3, 1, 4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1)))
+    warm = DPS(gauss16, start=0.4)
+    batch = warm(ys, op, generator=gens([5, 6, 7]), num_steps=20, progress=False)
+    cold = DPS(gauss16)(ys, op, generator=gens([5, 6, 7]), num_steps=20, progress=False)
+    assert batch.metadata["step_size"] == cold.metadata["step_size"] and batch.nfe == 8 and cold.nfe == 20
+    alone = warm(ys[1:2], op, generator=gens([6]), num_steps=20, progress=False).x
+    assert torch.equal(batch.x[1:2], alone)
