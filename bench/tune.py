@@ -51,6 +51,8 @@ def main() -> int:
     ap.add_argument("--solver", default="dps")
     ap.add_argument("--param", default="scale")
     ap.add_argument("--values", default="0.3,1,3", help="comma-separated values (numbers or strings)")
+    ap.add_argument("--with", dest="fixed", action="append", default=[], metavar="KEY=VALUE",
+                    help="another solver parameter held fixed over the sweep (repeatable), e.g. start=0.3")
     ap.add_argument("--tasks", default="sr4,gaussian_deblur,random_inpaint")
     ap.add_argument("--steps", default="50")
     ap.add_argument("--size", type=int, default=64)
@@ -61,6 +63,9 @@ def main() -> int:
     from inversa.eval.evaluate import run_eval
     from inversa.solvers.registry import parse_value
 
+    from inversa.cli import _parse_params
+
+    fixed = _parse_params(args.fixed)
     out = Path(args.out)
     data = held_out_crops(out / f"data{args.size}", args.size, args.crops)
     weights = SHARED / "weights" / "lpips"
@@ -69,11 +74,12 @@ def main() -> int:
         value = parse_value(raw.strip())
         result = run_eval({"data": str(data), "out": str(out / f"{args.param}={raw}"), "tasks": args.tasks,
                            "solvers": f"naive,{args.solver}", "steps": args.steps, "seeds": "0", "size": args.size,
-                           "model": args.model, "solver_params": {args.solver: {args.param: value}},
+                           "model": args.model, "solver_params": {args.solver: {**fixed, args.param: value}},
                            "lpips_net": "alex" if weights.is_dir() else "none",
                            "lpips_weights": str(weights) if weights.is_dir() else None, "fid": False})
         rows.append((raw, Path(result["out"]) / "summary.md"))
-    print(f"held-out crops: {len(list(data.glob('*.png')))} images of {args.size}², {args.solver} {args.param} in {args.values}")
+    print(f"held-out crops: {len(list(data.glob('*.png')))} images of {args.size}², {args.solver} {args.param} in {args.values}"
+          + "".join(f", {k}={v}" for k, v in fixed.items()))
     for raw, summary in rows:
         print(f"\n## {args.param} = {raw}\n")
         print("\n".join(line for line in summary.read_text().splitlines() if line.startswith("|")))

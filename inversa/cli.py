@@ -268,13 +268,16 @@ def _cmd_restore(args) -> int:
             raise UserError("give an IMAGE file (or --demo)")
         out = Path(args.out or Path(image).with_name(Path(image).stem + "_restored.png"))
         comparison = args.save_comparison
+    params = _parse_params(args.param)
+    if args.demo:  # warm start: 3x fewer NFE and better on held-out photos with the bundled prior (docs/quality.md)
+        params.setdefault("start", 0.3)
     for path in [out, args.save_measurement, comparison]:
         if path:
             check_output_path(path)
     result = restore(image, task=task, preset=preset, simulate=args.simulate, mask=args.mask, kernel=args.kernel,
                      blur_std=args.blur_std, factor=args.factor, sigma=sigma, solver=args.solver, steps=args.steps,
                      seed=args.seed, model=args.model, device=args.device, max_size=args.max_size,
-                     solver_params=_parse_params(args.param),
+                     solver_params=params,
                      prior_options={"precision": args.precision, "channels_last": args.channels_last,
                                     "checkpointing": args.checkpointing, "compile": args.compile})
     for path in write_outputs(result, out, measurement=args.save_measurement, comparison=comparison):
@@ -282,7 +285,9 @@ def _cmd_restore(args) -> int:
     m = result.metrics
     if m:
         print(f"degraded (naive inverse): PSNR {m['psnr_naive']:.2f} dB  SSIM {m['ssim_naive']:.4f}")
-        print(f"restored ({args.solver}, {args.steps} steps): PSNR {m['psnr_restored']:.2f} dB  SSIM {m['ssim_restored']:.4f}")
+        start = result.metadata.get("start", 1.0)
+        warm = f", warm start {start}" if start < 1 else ""
+        print(f"restored ({args.solver}, {args.steps} steps{warm}): PSNR {m['psnr_restored']:.2f} dB  SSIM {m['ssim_restored']:.4f}")
     print(f"NFE {result.metadata.get('nfe')}  VJP {result.metadata.get('vjp')}  {result.metadata.get('seconds', 0):.1f} s")
     return 0
 
