@@ -98,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="'latest' (default: newest checkpoint in MODEL_DIR, if any), a checkpoint folder, or 'none'")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--fp32", action="store_true", help="export float32 weights (default float16)")
+    p.add_argument("--zoom", type=float, default=1.0,
+                   help="also crop from each photo upsampled up to this factor (smooth pixel-level content; default 1)")
 
     def _train(args):
         try:
@@ -110,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
                         lr=args.lr, seed=args.seed, checkpoint_every=args.checkpoint_every,
                         eval_every=args.eval_every, channels=channels,
                         resume=None if args.resume == "none" else args.resume,
-                        fp16=not args.fp32, num_threads=args.threads)
+                        fp16=not args.fp32, num_threads=args.threads, zoom=args.zoom)
         print(f"saved {args.output}: {summary}")
 
     p.set_defaults(func=_train)

@@ -134,13 +134,17 @@ class RandomCrops(torch.utils.data.Dataset):
     Item `i` is a pure function of (seed, i), so a resumed run sees exactly the batches the
     uninterrupted run would have. Scales come from a pyramid built once per photo (halving by
     √2 until the short side reaches `size`), so crops show structure from fine texture to whole
-    objects and the costly resampling is not repeated per item.
+    objects and the costly resampling is not repeated per item. `zoom` > 1 adds levels above the
+    photo's own scale (LANCZOS-upsampled up to `zoom` x): smooth, grain-free content at pixel level,
+    as in a photo larger than its detail (a 256² face).
     """
 
     def __init__(self, photos: list[Photo], size: int = 64, *, seed: int = 0, length: int = 10**9,
-                 max_side: int = 1024):
+                 max_side: int = 1024, zoom: float = 1.0):
         if not photos:
             raise UserError("no training images")
+        if not 1 <= zoom <= 4:
+            raise UserError(f"--zoom {zoom}: must be in [1, 4]")
         self.size, self.seed, self.length = size, seed, length
         self.levels: list[list[torch.Tensor]] = []
         for p in photos:
@@ -149,7 +153,7 @@ class RandomCrops(torch.utils.data.Dataset):
             if short < size:
                 raise UserError(f"image {p.name} is {img.size[0]}x{img.size[1]}, smaller than --size {size}")
             # Full-resolution JPEG noise is no part of what a prior should learn at large sizes.
-            scale = min(1.0, max_side / max(img.size))
+            scale = min(1.0, max_side / max(img.size)) * zoom
             pyramid = []
             while short * scale >= size:
                 w, h = (max(size, round(d * scale)) for d in img.size)

@@ -25,7 +25,7 @@ from inversa.pretrained.data import LICENCES, RandomCrops, load_photos, split_ph
 
 # Changing any of these makes old checkpoints unusable, so they are checked on resume.
 _RUN_KEYS = ("data", "size", "batch_size", "lr", "seed", "channels", "layers_per_block",
-             "warmup_steps", "ema_decay", "held_out_fraction")
+             "warmup_steps", "ema_decay", "held_out_fraction", "zoom")
 
 
 def make_unet(size: int = 64, channels: tuple[int, ...] = (16, 32, 64, 128), layers_per_block: int = 1):
@@ -146,6 +146,7 @@ def train(
     warmup_steps: int = 100,
     ema_decay: float = 0.9995,
     held_out_fraction: float = 0.1,
+    zoom: float = 1.0,
     keep_checkpoints: int = 2,
     resume: str | Path | None = "latest",
     sample_steps: int = 100,
@@ -173,7 +174,7 @@ def train(
     config = dict(data=data, size=size, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
                   channels=list(channels), layers_per_block=layers_per_block,
                   warmup_steps=warmup_steps, ema_decay=ema_decay,
-                  held_out_fraction=held_out_fraction, checkpoint_every=checkpoint_every,
+                  held_out_fraction=held_out_fraction, zoom=zoom, checkpoint_every=checkpoint_every,
                   eval_every=eval_every, eval_crops=eval_crops, sample_steps=sample_steps, fp16=fp16)
 
     start_ckpt = None
@@ -185,14 +186,14 @@ def train(
             raise UserError(f"--resume {resume}: not a checkpoint folder (no step.json)")
     if start_ckpt is not None:
         old = json.loads((out / "train_config.json").read_text()) if (out / "train_config.json").exists() else {}
-        diff = [k for k in _RUN_KEYS if k in old and old[k] != config[k]]
+        diff = [k for k in _RUN_KEYS if old.get(k, 1.0 if k == "zoom" else config[k]) != config[k]]
         if diff:
             raise UserError(f"{out} holds a run with other settings ({', '.join(f'{k}={old[k]}' for k in diff)}): "
                             "use the same settings, another -o, or delete its checkpoints")
 
     photos = load_photos(data)
     train_photos, held_photos = split_photos(photos, held_out_fraction)
-    train_ds = RandomCrops(train_photos, size, seed=seed)
+    train_ds = RandomCrops(train_photos, size, seed=seed, zoom=zoom)  # held-out crops unzoomed: losses stay comparable
     eval_set = _eval_set(RandomCrops(held_photos, size, seed=seed + 1), eval_crops, seed) if held_photos else None
     config["train_images"] = [p.name for p in train_photos]
     config["held_out_images"] = [p.name for p in held_photos]

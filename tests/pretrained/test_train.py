@@ -92,6 +92,16 @@ def test_crops_deterministic_scaled_and_split(photo_dir):
     assert torch.equal(x, ds.batch(0, 4))
 
 
+def test_zoom_adds_upsampled_levels(photo_dir):
+    tr, _ = split_photos(load_photos(str(photo_dir)), 0.2)
+    plain, zoomed = RandomCrops(tr, 16, seed=3), RandomCrops(tr, 16, seed=3, zoom=2)
+    a, b = plain.levels[0], zoomed.levels[0]
+    assert len(b) == len(a) + 2  # x2 and x1.41 above the photo's own scale
+    assert b[0].shape[1:] == tuple(2 * d for d in a[0].shape[1:]) and b[2].shape == a[0].shape
+    with pytest.raises(UserError, match="zoom"):
+        RandomCrops(tr, 16, zoom=0.5)
+
+
 def test_cli_errors_are_one_line(photo_dir, tmp_path, capsys):
     assert main(["train", "--data", "nosuchsource", "-o", str(tmp_path)]) == 2
     assert "nosuchsource" in capsys.readouterr().err
