@@ -26,6 +26,7 @@ from inversa.pretrained.data import LICENCES, RandomCrops, load_photos, split_ph
 # Changing any of these makes old checkpoints unusable, so they are checked on resume.
 _RUN_KEYS = ("data", "size", "batch_size", "lr", "seed", "channels", "layers_per_block",
              "warmup_steps", "ema_decay", "held_out_fraction", "zoom")
+_ADDED_LATER = {"zoom": 1.0}  # run keys newer than some saved runs: what those runs used
 
 
 def make_unet(size: int = 64, channels: tuple[int, ...] = (16, 32, 64, 128), layers_per_block: int = 1):
@@ -186,7 +187,8 @@ def train(
             raise UserError(f"--resume {resume}: not a checkpoint folder (no step.json)")
     if start_ckpt is not None:
         old = json.loads((out / "train_config.json").read_text()) if (out / "train_config.json").exists() else {}
-        diff = [k for k in _RUN_KEYS if old.get(k, 1.0 if k == "zoom" else config[k]) != config[k]]
+        old = {**_ADDED_LATER, **old} if old else {}
+        diff = [k for k in _RUN_KEYS if k in old and old[k] != config[k]]
         if diff:
             raise UserError(f"{out} holds a run with other settings ({', '.join(f'{k}={old[k]}' for k in diff)}): "
                             "use the same settings, another -o, or delete its checkpoints")

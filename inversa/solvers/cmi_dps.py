@@ -197,7 +197,7 @@ class CMIDPS(Solver):
 
     def prepare(self, problem, timesteps):
         super().prepare(problem, timesteps)
-        self._problem, self._stride = problem, self.stride
+        self._problem = problem
         self.inverse_log = CGLog()
 
     def params(self):
@@ -247,4 +247,4 @@ class CMIDPS(Solver):
         if self.eta_mode == "relative":
             ratio = bdot(g_base, g_base).sqrt() / bdot(g_info, g_info).sqrt().clamp(min=1e-30)
             return g_base + self.cmi_eta * _view(ratio, g_info) * g_info
-        return g_base + self.cmi_eta * self._stride * g_info
+        return g_base + self.cmi_eta * self.stride * g_info
