@@ -100,6 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fp32", action="store_true", help="export float32 weights (default float16)")
     p.add_argument("--zoom", type=float, default=1.0,
                    help="also crop from each photo upsampled up to this factor (smooth pixel-level content; default 1)")
+    p.add_argument("--lr-schedule", default="cosine", choices=("cosine", "constant"),
+                   help="learning rate after warm-up: cosine decay to 0 at --steps (default) or constant")
+    p.add_argument("--workers", type=int, default=0,
+                   help="loader processes building batches ahead of a GPU (default 0: in the training process)")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="stop and export after this much wall time (with --lr-schedule constant the model "
+                   "equals one trained with --steps set to the step reached)")
 
     def _train(args):
         try:
@@ -112,7 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
                         lr=args.lr, seed=args.seed, checkpoint_every=args.checkpoint_every,
                         eval_every=args.eval_every, channels=channels,
                         resume=None if args.resume == "none" else args.resume,
-                        fp16=not args.fp32, num_threads=args.threads, zoom=args.zoom)
+                        fp16=not args.fp32, num_threads=args.threads, zoom=args.zoom,
+                        lr_schedule=args.lr_schedule, max_minutes=args.max_minutes,
+                        workers=args.workers)
         print(f"saved {args.output}: {summary}")
 
     p.set_defaults(func=_train)

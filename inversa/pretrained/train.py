@@ -25,8 +25,9 @@ from inversa.pretrained.data import LICENCES, RandomCrops, load_photos, split_ph
 
 # Changing any of these makes old checkpoints unusable, so they are checked on resume.
 _RUN_KEYS = ("data", "size", "batch_size", "lr", "seed", "channels", "layers_per_block",
-             "warmup_steps", "ema_decay", "held_out_fraction", "zoom")
-_ADDED_LATER = {"zoom": 1.0}  # run keys newer than some saved runs: what those runs used
+             "warmup_steps", "ema_decay", "held_out_fraction", "zoom", "lr_schedule")
+_ADDED_LATER = {"zoom": 1.0, "lr_schedule": "cosine"}  # run keys newer than some saved runs: what those runs used
+LR_SCHEDULES = ("cosine", "constant")
 
 
 def make_unet(size: int = 64, channels: tuple[int, ...] = (16, 32, 64, 128), layers_per_block: int = 1):
@@ -48,6 +49,27 @@ def make_scheduler():
                          beta_end=0.02, prediction_type="epsilon", clip_sample=True)
 
 
+class _StepBatches(torch.utils.data.Dataset):
+    """Item i is the noised batch of step `first + i`, a pure function of (seed, step): loader
+    workers can build batches ahead of the GPU and a resumed run sees the same batches."""
+
+    def __init__(self, crops: RandomCrops, batch_size: int, seed: int, alphas: torch.Tensor, first: int, last: int):
+        self.crops, self.batch_size, self.seed, self.alphas = crops, batch_size, seed, alphas
+        self.first, self.last = first, last
+
+    def __len__(self) -> int:
+        return max(0, self.last - self.first)
+
+    def __getitem__(self, i: int):
+        step = self.first + i
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
+        x0 = self.crops.batch(step * self.batch_size, self.batch_size)
+        noise = torch.randn(x0.shape, generator=g)
+        t = torch.randint(0, 1000, (self.batch_size,), generator=g)
+        a = self.alphas[t].view(-1, 1, 1, 1)
+        return a.sqrt() * x0 + (1 - a).sqrt() * noise, noise, t
+
+
 def _eval_set(held: RandomCrops, n: int, seed: int):
     g = torch.Generator().manual_seed(seed + 7)
     x0 = held.batch(0, n)
@@ -58,23 +80,25 @@ def _eval_set(held: RandomCrops, n: int, seed: int):
 @torch.no_grad()
 def held_out_loss(unet, scheduler, eval_set, chunk: int = 32) -> float:
     x0, noise, t = eval_set
+    device = next(unet.parameters()).device
     total = 0.0
     for i in range(0, len(x0), chunk):
         xt = scheduler.add_noise(x0[i:i + chunk], noise[i:i + chunk], t[i:i + chunk])
-        pred = unet(xt, t[i:i + chunk]).sample
-        total += F.mse_loss(pred, noise[i:i + chunk], reduction="sum").item()
+        pred = unet(xt.to(device), t[i:i + chunk].to(device)).sample
+        total += F.mse_loss(pred.float().cpu(), noise[i:i + chunk], reduction="sum").item()
     return total / noise.numel()
 
 
 @torch.no_grad()
 def sample(unet, scheduler, n: int = 16, size: int = 64, steps: int = 100, seed: int = 0) -> torch.Tensor:
-    """Ancestral DDPM samples in [0, 1] (NCHW)."""
-    g = torch.Generator().manual_seed(seed)
+    """Ancestral DDPM samples in [0, 1] (NCHW, on the CPU)."""
+    device = next(unet.parameters()).device
+    g = torch.Generator().manual_seed(seed)  # noise drawn on the CPU: the same samples on any device
     scheduler = scheduler.__class__.from_config(scheduler.config)
     scheduler.set_timesteps(steps)
     x = torch.randn((n, 3, size, size), generator=g)
     for t in scheduler.timesteps:
-        eps = unet(x, t).sample
+        eps = unet(x.to(device), t).sample.cpu()
         x = scheduler.step(eps, t, x, generator=g).prev_sample
     return ((x + 1) / 2).clamp(0, 1)
 
@@ -148,6 +172,9 @@ def train(
     ema_decay: float = 0.9995,
     held_out_fraction: float = 0.1,
     zoom: float = 1.0,
+    lr_schedule: str = "cosine",
+    max_minutes: float | None = None,
+    workers: int = 0,
     keep_checkpoints: int = 2,
     resume: str | Path | None = "latest",
     sample_steps: int = 100,
@@ -158,7 +185,10 @@ def train(
     """Train, checkpoint and export a diffusers folder (`unet/`, `scheduler/`) to `output_dir`.
 
     `resume`: "latest" continues from the newest checkpoint under `output_dir/checkpoints` if
-    any, a path continues from that checkpoint, None starts afresh. Returns a summary dict.
+    any, a path continues from that checkpoint, None starts afresh. `workers` > 0 builds batches
+    in that many loader processes (same batches as 0). `max_minutes` stops (and
+    exports) once that much wall time has passed in this call; with lr_schedule="constant" the
+    result equals a run with `steps` set to the step reached. Returns a summary dict.
     """
     if size % 2 ** (len(channels) - 1):
         raise UserError(f"--size {size}: must be a multiple of {2 ** (len(channels) - 1)}")
@@ -167,6 +197,12 @@ def train(
             raise UserError(f"--{name} {v}: must be a positive integer")
     if not lr > 0:
         raise UserError(f"--lr {lr}: must be positive")
+    if lr_schedule not in LR_SCHEDULES:
+        raise UserError(f"--lr-schedule {lr_schedule!r}: accepted: {', '.join(LR_SCHEDULES)}")
+    if workers < 0:
+        raise UserError(f"--workers {workers}: must be 0 (batches built in the training process) or more")
+    if max_minutes is not None and not max_minutes > 0:
+        raise UserError(f"--max-minutes {max_minutes}: must be positive")
     if num_threads:
         torch.set_num_threads(num_threads)
 
@@ -175,7 +211,7 @@ def train(
     config = dict(data=data, size=size, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
                   channels=list(channels), layers_per_block=layers_per_block,
                   warmup_steps=warmup_steps, ema_decay=ema_decay,
-                  held_out_fraction=held_out_fraction, zoom=zoom, checkpoint_every=checkpoint_every,
+                  held_out_fraction=held_out_fraction, zoom=zoom, lr_schedule=lr_schedule, checkpoint_every=checkpoint_every,
                   eval_every=eval_every, eval_crops=eval_crops, sample_steps=sample_steps, fp16=fp16)
 
     start_ckpt = None
@@ -203,7 +239,7 @@ def train(
 
     # Heavy imports (diffusers.training_utils pulls in transformers) only once the inputs are valid.
     from accelerate import Accelerator
-    from diffusers.optimization import get_cosine_schedule_with_warmup
+    from diffusers.optimization import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup
     from diffusers.training_utils import EMAModel
     from tqdm.auto import tqdm
 
@@ -211,11 +247,15 @@ def train(
     unet = make_unet(size, channels, layers_per_block)
     scheduler = make_scheduler()
     config["parameters"] = sum(p.numel() for p in unet.parameters())
-    ema = EMAModel(unet.parameters(), decay=ema_decay, use_ema_warmup=True, inv_gamma=1.0, power=2 / 3)
-    optimizer = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=0.0)
-    lr_sched = get_cosine_schedule_with_warmup(optimizer, warmup_steps, steps)
-
     accelerator = Accelerator(project_dir=str(out))
+    # Fused multi-tensor EMA on GPUs (hundreds of tiny kernels otherwise); the CPU keeps the
+    # per-tensor update so CPU runs stay bit-identical to the bundled model's log.
+    ema = EMAModel(unet.parameters(), decay=ema_decay, use_ema_warmup=True, inv_gamma=1.0, power=2 / 3,
+                   foreach=accelerator.device.type != "cpu")
+    optimizer = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=0.0)
+    lr_sched = (get_cosine_schedule_with_warmup(optimizer, warmup_steps, steps) if lr_schedule == "cosine"
+                else get_constant_schedule_with_warmup(optimizer, warmup_steps))
+
     unet, optimizer, lr_sched = accelerator.prepare(unet, optimizer, lr_sched)
     accelerator.register_for_checkpointing(ema)
 
@@ -256,22 +296,33 @@ def train(
         for old in others[:max(0, len(others) - (keep_checkpoints - 1))]:
             shutil.rmtree(old, ignore_errors=True)
 
-    alphas = scheduler.alphas_cumprod
+    device = accelerator.device
+    # Workers build batches in other processes; pinned memory lets the copy overlap GPU work.
+    loader = torch.utils.data.DataLoader(
+        _StepBatches(train_ds, batch_size, seed, scheduler.alphas_cumprod, step, steps), batch_size=None,
+        num_workers=workers, pin_memory=device.type == "cuda", prefetch_factor=4 if workers else None)
     unet.train()
     t0 = time.time()
     bar = tqdm(total=steps, initial=step, desc="train", disable=not progress, mininterval=10, smoothing=0.05)
     last_held = None
+    stopped_early = False
+    pending: list[tuple[int, torch.Tensor, float | None, float, float]] = []
+
+    def flush_log(w, f) -> None:
+        # Losses stay on the device until written: a .item() per step would stall the GPU queue.
+        if pending:
+            losses = torch.stack([r[1] for r in pending]).tolist()
+            for (s, _, held, lr_now, sec), loss_v in zip(pending, losses):
+                w.writerow(dict(step=s, train_loss=f"{loss_v:.6f}", held_out_loss="" if held is None else f"{held:.6f}",
+                                lr=f"{lr_now:.3e}", seconds=f"{sec:.1f}"))
+            pending.clear()
+        f.flush()
+
     try:
         with log_csv.open("a", newline="") as f:
             w = csv.DictWriter(f, fields)
-            while step < steps:
-                g = torch.Generator().manual_seed(seed * 1_000_003 + step)
-                x0 = train_ds.batch(step * batch_size, batch_size)
-                noise = torch.randn(x0.shape, generator=g)
-                t = torch.randint(0, 1000, (batch_size,), generator=g)
-                a = alphas[t].view(-1, 1, 1, 1)
-                xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
-                x0, xt, noise, t = (v.to(accelerator.device) for v in (x0, xt, noise, t))
+            for xt, noise, t in loader:
+                xt, noise, t = (v.to(device, non_blocking=True) for v in (xt, noise, t))
                 loss = F.mse_loss(unet(xt, t).sample, noise)
                 accelerator.backward(loss)
                 accelerator.clip_grad_norm_(unet.parameters(), 1.0)
@@ -281,22 +332,30 @@ def train(
                 ema.step(unet.parameters())
                 step += 1
                 bar.update(1)
+                if max_minutes is not None and time.time() - t0 > 60 * max_minutes and step < steps:
+                    stopped_early, steps = True, step
                 held = evaluate() if (step % eval_every == 0 or step == steps) else None
                 if held is not None:
                     last_held = held
                     bar.set_postfix(loss=f"{loss.item():.4f}", held_out=f"{held:.4f}")
-                w.writerow(dict(step=step, train_loss=f"{loss.item():.6f}",
-                                held_out_loss="" if held is None else f"{held:.6f}",
-                                lr=f"{lr_sched.get_last_lr()[0]:.3e}", seconds=f"{time.time() - t0:.1f}"))
+                pending.append((step, loss.detach(), held, lr_sched.get_last_lr()[0], time.time() - t0))
+                if held is not None or len(pending) >= 100:
+                    flush_log(w, f)
                 if step % checkpoint_every == 0 or step == steps:
-                    f.flush()
+                    flush_log(w, f)
                     checkpoint()
+                if step == steps:  # reached early under --max-minutes
+                    break
     except KeyboardInterrupt:
+        with log_csv.open("a", newline="") as f:
+            flush_log(csv.DictWriter(f, fields), f)
         checkpoint()
         bar.close()
         print(f"interrupted at step {step}: checkpoint saved; rerun the same command to resume", flush=True)
         raise
     bar.close()
+    if stopped_early:
+        print(f"--max-minutes {max_minutes}: stopped at step {step}", flush=True)
 
     # Export the EMA weights as a self-contained diffusers folder.
     model = accelerator.unwrap_model(unet)
@@ -313,7 +372,7 @@ def train(
     scheduler.save_pretrained(out / "scheduler")
     save_grid(sample(model, scheduler, 16, size, sample_steps, seed), out / "samples.png")
     plot_losses(log_csv, out / "loss_curve.png")
-    summary = dict(steps=step, held_out_loss=last_held, parameters=config["parameters"],
+    summary = dict(steps=step, stopped_early=stopped_early, held_out_loss=last_held, parameters=config["parameters"],
                    train_images=len(train_photos), held_out_images=len(held_photos))
     config["result"] = summary
     (out / "train_config.json").write_text(json.dumps(config, indent=2))

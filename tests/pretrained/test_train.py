@@ -107,3 +107,25 @@ def test_cli_errors_are_one_line(photo_dir, tmp_path, capsys):
     assert "nosuchsource" in capsys.readouterr().err
     assert main(["train", "--data", str(photo_dir), "--size", "18", "--channels", "8,16,32", "-o", str(tmp_path)]) == 2
     assert "multiple of 4" in capsys.readouterr().err
+
+
+def test_max_minutes_with_constant_lr_equals_a_run_of_the_steps_reached(photo_dir, tmp_path):
+    from safetensors.torch import load_file
+
+    timed, fixed = tmp_path / "timed", tmp_path / "fixed"
+    s = train(str(photo_dir), timed, steps=1000, checkpoint_every=1000, lr_schedule="constant",
+              max_minutes=1e-9, **TINY)  # the clock runs out after the first step
+    assert s["stopped_early"] and s["steps"] == 1
+    train(str(photo_dir), fixed, steps=1, checkpoint_every=1000, lr_schedule="constant", **TINY)
+    assert _losses(timed) == _losses(fixed)
+    wa = load_file(timed / "unet" / "diffusion_pytorch_model.safetensors")
+    wb = load_file(fixed / "unet" / "diffusion_pytorch_model.safetensors")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    with pytest.raises(UserError, match="lr-schedule"):
+        train(str(photo_dir), tmp_path / "x", steps=1, lr_schedule="step", **TINY)
+
+
+def test_loader_workers_give_the_same_run(photo_dir, tmp_path):
+    train(str(photo_dir), tmp_path / "w0", steps=4, checkpoint_every=4, **TINY)
+    train(str(photo_dir), tmp_path / "w2", steps=4, checkpoint_every=4, workers=2, **TINY)
+    assert _losses(tmp_path / "w0") == _losses(tmp_path / "w2")
