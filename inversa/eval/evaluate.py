@@ -157,6 +157,13 @@ def _prepare_out(out: Path, settings: dict, images: list[str], skipped: list[str
             k = changed[0]
             raise UserError(f"{out} holds a run made with {k}={old['settings'].get(k)!r} (now {settings[k]!r}); "
                             "use a new --out folder or the same settings")
+        # Same model name, other weights (a retrained bundled prior, an overwritten folder): rows
+        # would mix two models. Runs of the naive inverse alone record no weights.
+        was, now = old.get("settings", {}).get("model_sha256"), settings.get("model_sha256")
+        if was and now and was != now:
+            raise UserError(f"{out} was started with other weights for model {settings['model'] or 'bundled'!r} "
+                            f"(sha256 {was[:12]}…, now {now[:12]}…); use a new --out folder")
+        settings["model_sha256"] = now or was
         n = min(len(old["images"]), len(images))
         if old["images"][:n] != images[:n]:  # masks and kernels follow the image index
             raise UserError(f"the images in {settings['data']} changed since {out} was started; use a new --out folder")
@@ -212,10 +219,11 @@ def _picture(y: torch.Tensor, operator) -> torch.Tensor:
 class _Runner:
     """Per-process state: images, the prior, the solvers and LPIPS, each loaded once."""
 
-    def __init__(self, cfg: EvalConfig, out: Path, data: Path, size, device: torch.device, prior, lpips):
+    def __init__(self, cfg: EvalConfig, out: Path, data: Path, size, device: torch.device, prior, lpips,
+                 model: dict | None = None):
         self.cfg, self.out, self.data, self.size, self.device = cfg, out, data, size, device
         self.prior, self.lpips = prior, lpips
-        self.model = model_info(prior) if prior is not None else None
+        self.model = model if model is not None or prior is None else model_info(prior)
         self.solvers: dict = {}
         self.env = {"inversa": _version(), "commit": _git_commit(), "torch": torch.__version__,
                     "python": platform.python_version(), "device": _device_name(device)}
@@ -331,7 +339,11 @@ def run_eval(config: EvalConfig | dict, *, progress: bool = True, callback=None,
     size = cfg.size  # None: images at their own size (convolutional priors take any multiple of their stride)
     _check_tasks(cfg, paths, size)
     settings = {"data": str(data), "model": cfg.model, "size": size, "lpips_net": cfg.lpips_net,
-                "solver_params": cfg.solver_params}
+                "solver_params": cfg.solver_params,
+                "model_sha256": None}
+    minfo = model_info(prior) if prior is not None else None
+    if minfo is not None:
+        settings["model_sha256"] = minfo["sha256"]
     out = Path(cfg.out).expanduser()
     if state.num_processes == 1:
         _prepare_out(out, settings, images, skipped, cfg)
@@ -358,7 +370,7 @@ def run_eval(config: EvalConfig | dict, *, progress: bool = True, callback=None,
             lpips = str(exc)
             if index == 0:
                 log(str(exc))
-    runner = _Runner(cfg, out, data, size, device, prior, lpips)
+    runner = _Runner(cfg, out, data, size, device, prior, lpips, minfo)
 
     mine = make_items(images, cfg)[index::count]
     pending = [it for it in mine if load_row(out, it) is None]

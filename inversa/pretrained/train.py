@@ -212,7 +212,8 @@ def train(
                   channels=list(channels), layers_per_block=layers_per_block,
                   warmup_steps=warmup_steps, ema_decay=ema_decay,
                   held_out_fraction=held_out_fraction, zoom=zoom, lr_schedule=lr_schedule, checkpoint_every=checkpoint_every,
-                  eval_every=eval_every, eval_crops=eval_crops, sample_steps=sample_steps, fp16=fp16)
+                  eval_every=eval_every, eval_crops=eval_crops, sample_steps=sample_steps, fp16=fp16,
+                  max_minutes=max_minutes, workers=workers)
 
     start_ckpt = None
     if resume == "latest":
@@ -263,6 +264,7 @@ def train(
     if start_ckpt is not None:
         accelerator.load_state(str(start_ckpt))
         step = json.loads((start_ckpt / "step.json").read_text())["step"]
+    ema.to(accelerator.device)  # shadow weights live beside the model (fused update needs one device)
     out.mkdir(parents=True, exist_ok=True)
     (out / "train_config.json").write_text(json.dumps(config, indent=2))
 

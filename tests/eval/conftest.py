@@ -93,4 +93,4 @@ def ev():
     """Helpers for the tests (conftest modules cannot be imported by name reliably)."""
     from types import SimpleNamespace
 
-    return SimpleNamespace(rows=rows, table=table, run_cli=run_cli, TinyFeatures=TinyFeatures)
+    return SimpleNamespace(rows=rows, table=table, run_cli=run_cli, TinyFeatures=TinyFeatures, TinyPrior=TinyPrior)

@@ -293,3 +293,24 @@ def test_real_solver_with_a_tiny_diffusers_prior(data_dir, tmp_path, ev):
     assert (r["nfe"], r["vjp"], r["image_size"]) == (2, 2, [32, 32])  # images keep their own size by default
     assert r["model"]["sha256"] == E.model_info(type("P", (), {"model": unet, "name": "", "source": ""})())["sha256"]
     assert r["solver_metadata"]["solver"] == "dps" and rows["sr4__naive__n0__seed0__img1"]["model"] is None
+
+
+def test_resume_refuses_other_weights_under_the_same_model_name(data_dir, tmp_path, fake_solver, monkeypatch, ev):
+    out = tmp_path / "run"
+    E.run_eval(cfg(data_dir, out, tasks="sr4", solvers="naive", seeds="0", limit=1), progress=False)
+    E.run_eval(cfg(data_dir, out, tasks="sr4", solvers="naive,fake", seeds="0", limit=1), progress=False)
+    sha = json.loads((out / "config.json").read_text())["settings"]["model_sha256"]
+    assert len(sha) == 64  # recorded once a solver loads the model; naive-only runs record none
+
+    class Retrained(ev.TinyPrior):
+        def __init__(self):
+            super().__init__()
+            with torch.no_grad():
+                self.model.weight.add_(0.1)
+
+    import inversa.pretrained
+
+    monkeypatch.setattr(inversa.pretrained, "load_prior", lambda name=None, device="cpu", **_: Retrained())
+    with pytest.raises(UserError, match="other weights"):
+        E.run_eval(cfg(data_dir, out, tasks="sr4", solvers="naive,fake", seeds="0", limit=1), progress=False)
+    E.run_eval(cfg(data_dir, out, tasks="sr4", solvers="naive", seeds="0", limit=1), progress=False)  # naive: no weights
