@@ -25,8 +25,8 @@ class DPS(Solver):
     as the 1000-step reference (DPS guidance is a discretised gradient flow in t). Without this
     rescaling few-step DPS under-fits the measurement (tests/solvers check both). Keep the default
     ancestral sampler: with deterministic DDIM (eta = 0) the guided trajectory collapses at every step
-    count (measured, bundled prior, SR x4 64²: 13.7 dB at 25 steps, 16.1 at 250, against 20.3 and
-    19.6 ancestral; docs/performance.md).
+    count (measured, the 2000-step release of the bundled prior, SR x4 64²: 13.7 dB at 25 steps, 16.1
+    at 250, against 20.3 and 19.6 ancestral; docs/performance.md).
     """
 
     name = "dps"
