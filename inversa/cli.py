@@ -100,8 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fp32", action="store_true", help="export float32 weights (default float16)")
     p.add_argument("--zoom", type=float, default=1.0,
                    help="also crop from each photo upsampled up to this factor (smooth pixel-level content; default 1)")
-    p.add_argument("--lr-schedule", default="cosine", choices=("cosine", "constant"),
-                   help="learning rate after warm-up: cosine decay to 0 at --steps (default) or constant")
+    p.add_argument("--lr-schedule", default="cosine",  # checked by train(), which owns the list
+                   help="learning rate after warm-up: cosine (decay to 0 at --steps; default) or constant")
     p.add_argument("--workers", type=int, default=0,
                    help="loader processes building batches ahead of a GPU (default 0: in the training process)")
     p.add_argument("--max-minutes", type=float, default=None,

@@ -220,10 +220,10 @@ class _Runner:
     """Per-process state: images, the prior, the solvers and LPIPS, each loaded once."""
 
     def __init__(self, cfg: EvalConfig, out: Path, data: Path, size, device: torch.device, prior, lpips,
-                 model: dict | None = None):
+                 model: dict | None):
         self.cfg, self.out, self.data, self.size, self.device = cfg, out, data, size, device
         self.prior, self.lpips = prior, lpips
-        self.model = model if model is not None or prior is None else model_info(prior)
+        self.model = model  # model_info(prior), computed once by run_eval
         self.solvers: dict = {}
         self.env = {"inversa": _version(), "commit": _git_commit(), "torch": torch.__version__,
                     "python": platform.python_version(), "device": _device_name(device)}
@@ -338,12 +338,9 @@ def run_eval(config: EvalConfig | dict, *, progress: bool = True, callback=None,
         prior = load_prior(cfg.model, device=device)
     size = cfg.size  # None: images at their own size (convolutional priors take any multiple of their stride)
     _check_tasks(cfg, paths, size)
-    settings = {"data": str(data), "model": cfg.model, "size": size, "lpips_net": cfg.lpips_net,
-                "solver_params": cfg.solver_params,
-                "model_sha256": None}
     minfo = model_info(prior) if prior is not None else None
-    if minfo is not None:
-        settings["model_sha256"] = minfo["sha256"]
+    settings = {"data": str(data), "model": cfg.model, "size": size, "lpips_net": cfg.lpips_net,
+                "solver_params": cfg.solver_params, "model_sha256": minfo["sha256"] if minfo else None}
     out = Path(cfg.out).expanduser()
     if state.num_processes == 1:
         _prepare_out(out, settings, images, skipped, cfg)

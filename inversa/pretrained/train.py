@@ -53,8 +53,8 @@ class _StepBatches(torch.utils.data.Dataset):
     """Item i is the noised batch of step `first + i`, a pure function of (seed, step): loader
     workers can build batches ahead of the GPU and a resumed run sees the same batches."""
 
-    def __init__(self, crops: RandomCrops, batch_size: int, seed: int, alphas: torch.Tensor, first: int, last: int):
-        self.crops, self.batch_size, self.seed, self.alphas = crops, batch_size, seed, alphas
+    def __init__(self, crops: RandomCrops, batch_size: int, seed: int, scheduler, first: int, last: int):
+        self.crops, self.batch_size, self.seed, self.scheduler = crops, batch_size, seed, scheduler
         self.first, self.last = first, last
 
     def __len__(self) -> int:
@@ -66,8 +66,7 @@ class _StepBatches(torch.utils.data.Dataset):
         x0 = self.crops.batch(step * self.batch_size, self.batch_size)
         noise = torch.randn(x0.shape, generator=g)
         t = torch.randint(0, 1000, (self.batch_size,), generator=g)
-        a = self.alphas[t].view(-1, 1, 1, 1)
-        return a.sqrt() * x0 + (1 - a).sqrt() * noise, noise, t
+        return self.scheduler.add_noise(x0, noise, t), noise, t
 
 
 def _eval_set(held: RandomCrops, n: int, seed: int):
@@ -301,7 +300,7 @@ def train(
     device = accelerator.device
     # Workers build batches in other processes; pinned memory lets the copy overlap GPU work.
     loader = torch.utils.data.DataLoader(
-        _StepBatches(train_ds, batch_size, seed, scheduler.alphas_cumprod, step, steps), batch_size=None,
+        _StepBatches(train_ds, batch_size, seed, scheduler, step, steps), batch_size=None,
         num_workers=workers, pin_memory=device.type == "cuda", prefetch_factor=4 if workers else None)
     unet.train()
     t0 = time.time()
