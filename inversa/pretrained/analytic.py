@@ -1,12 +1,24 @@
-"""An analytic Gaussian prior: exact eps-network and exact posteriors, no weights.
+"""Analytic priors with exact eps-networks and exact posteriors: the oracles of the solver tests
+and of `bench/posterior.py`. No weights.
 
-For x0 ~ N(m, diag(s^2)) and x_t = sqrt(a) x0 + sqrt(1-a) eps, the score is Gaussian and
-eps(x_t, t) = sqrt(1-a) (x_t - sqrt(a) m) / (a s^2 + 1 - a). With a linear operator and Gaussian
-noise the posterior p(x0 | y) is Gaussian too, which makes it the oracle for every solver test.
+Forward process x_t = sqrt(a) x0 + sqrt(1-a) eps (a = alphas_cumprod[t]), so eps = -sqrt(1-a) score.
+
+- Gaussian x0 ~ N(m, Σ) (Σ diagonal or full): x_t ~ N(sqrt(a) m, a Σ + (1-a) I) and
+  eps(x_t, t) = sqrt(1-a) (a Σ + (1-a) I)^{-1} (x_t - sqrt(a) m), applied through the eigenbasis
+  Σ = U diag(λ) U^T. Cov[x0 | x_t] = (Σ^{-1} + a/(1-a) I)^{-1}.
+- Gaussian mixture sum_k π_k N(m_k, Σ_k) with full covariances: x_t is the mixture of
+  N(sqrt(a) m_k, a Σ_k + (1-a) I); its score is the responsibility-weighted sum of the components'
+  scores, which gives the exact (nonlinear) eps-network.
+- With y = A x0 + n, n ~ N(0, s² I), each Gaussian component has the Gaussian posterior
+  mean m + Σ A^T (A Σ A^T + s² I)^{-1} (y - A m), covariance Σ - Σ A^T (A Σ A^T + s² I)^{-1} A Σ,
+  and the mixture's posterior is the mixture of these, reweighted by each component's evidence
+  N(y; A m_k, A Σ_k A^T + s² I).
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 import torch
@@ -14,56 +26,197 @@ import torch
 from inversa.pretrained.prior import DiffusionPrior
 
 
-class GaussianEpsModel(torch.nn.Module):
-    """Closed-form eps-network of N(mean, diag(std^2)) (tensors of shape (C, H, W) or scalars)."""
-
-    def __init__(self, mean: torch.Tensor, std: torch.Tensor | float, alphas_cumprod: torch.Tensor):
-        super().__init__()
-        mean = torch.as_tensor(mean, dtype=torch.float64)
-        self.register_buffer("mean", mean)
-        self.register_buffer("var", torch.as_tensor(std, dtype=torch.float64).expand_as(mean) ** 2)
-        self.register_buffer("abar", torch.as_tensor(alphas_cumprod, dtype=torch.float64))
-        self.config = SimpleNamespace(in_channels=mean.shape[0], out_channels=mean.shape[0], sample_size=tuple(mean.shape[1:]))
-        self._dtype_anchor = torch.nn.Parameter(torch.zeros((), dtype=torch.float64), requires_grad=False)
-
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor):
-        a = self.abar[t].to(x_t.dtype).view(-1, 1, 1, 1)
-        m, v = self.mean.to(x_t.dtype), self.var.to(x_t.dtype)
-        eps = (1 - a).sqrt() * (x_t - a.sqrt() * m) / (a * v + 1 - a)
-        return SimpleNamespace(sample=eps)
-
-
-def gaussian_prior(mean, std, *, num_train_timesteps: int = 1000, dtype=torch.float64) -> DiffusionPrior:
-    """A `DiffusionPrior` with the DPS schedule (linear betas 1e-4..0.02) and an exact eps-network."""
+def _schedule(num_train_timesteps: int = 1000):
     from diffusers import DDPMScheduler
 
-    sched = DDPMScheduler(num_train_timesteps=num_train_timesteps, beta_schedule="linear", beta_start=1e-4, beta_end=0.02)
-    model = GaussianEpsModel(mean, std, sched.alphas_cumprod).to(dtype)
+    return DDPMScheduler(num_train_timesteps=num_train_timesteps, beta_schedule="linear", beta_start=1e-4, beta_end=0.02)
+
+
+class _AnalyticModel(torch.nn.Module):
+    """Shared plumbing: a diffusers-like `model(x_t, t).sample` with a float64 schedule."""
+
+    def __init__(self, shape, alphas_cumprod):
+        super().__init__()
+        self.register_buffer("abar", torch.as_tensor(alphas_cumprod, dtype=torch.float64))
+        self.config = SimpleNamespace(in_channels=shape[0], out_channels=shape[0], sample_size=tuple(shape[1:]))
+        self._dtype_anchor = torch.nn.Parameter(torch.zeros((), dtype=torch.float64), requires_grad=False)
+        self.shape = tuple(shape)
+
+    def _a(self, t, x):
+        return self.abar[t].to(x.dtype).view(-1, 1)  # (B, 1)
+
+
+class GaussianEpsModel(_AnalyticModel):
+    """Closed-form eps-network of N(mean, Σ): `std` (scalar or (C,H,W)) for a diagonal Σ, or `cov`
+    (n x n, n = C*H*W) for a full one."""
+
+    def __init__(self, mean: torch.Tensor, std=None, alphas_cumprod=None, *, cov: torch.Tensor | None = None):
+        mean = torch.as_tensor(mean, dtype=torch.float64)
+        super().__init__(mean.shape, alphas_cumprod)
+        self.register_buffer("mean", mean)
+        n = mean.numel()
+        if cov is None:
+            var = torch.as_tensor(std, dtype=torch.float64).expand_as(mean) ** 2
+            cov = torch.diag(var.reshape(-1))
+        cov = torch.as_tensor(cov, dtype=torch.float64)
+        if cov.shape != (n, n):
+            raise ValueError(f"cov must be {n} x {n}, got {tuple(cov.shape)}")
+        cov = (cov + cov.T) / 2
+        evals, evecs = torch.linalg.eigh(cov)
+        self.register_buffer("cov", cov)
+        self.register_buffer("var", cov.diagonal().reshape(mean.shape).clone())
+        self.register_buffer("evals", evals.clamp(min=0))
+        self.register_buffer("evecs", evecs)
+        self.full = not torch.equal(cov, torch.diag(cov.diagonal()))
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor):
+        a = self._a(t, x_t)
+        d = x_t.flatten(1) - a.sqrt() * self.mean.to(x_t).reshape(1, -1)
+        U, lam = self.evecs.to(x_t), self.evals.to(x_t)
+        eps = (1 - a).sqrt() * (((d @ U) / (a * lam + 1 - a)) @ U.T)
+        return SimpleNamespace(sample=eps.reshape(x_t.shape))
+
+
+class GaussianMixtureEpsModel(_AnalyticModel):
+    """Exact eps-network of sum_k weights_k N(means_k, covs_k): means (K, C, H, W), covs (K, n, n)."""
+
+    def __init__(self, weights, means, covs, alphas_cumprod):
+        means = torch.as_tensor(means, dtype=torch.float64)
+        super().__init__(means.shape[1:], alphas_cumprod)
+        w = torch.as_tensor(weights, dtype=torch.float64)
+        covs = torch.as_tensor(covs, dtype=torch.float64)
+        covs = (covs + covs.transpose(1, 2)) / 2
+        evals, evecs = torch.linalg.eigh(covs)
+        self.register_buffer("weights", w / w.sum())
+        self.register_buffer("means", means)
+        self.register_buffer("covs", covs)
+        self.register_buffer("evals", evals.clamp(min=0))  # (K, n)
+        self.register_buffer("evecs", evecs)  # (K, n, n)
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor):
+        a = self._a(t, x_t).unsqueeze(1)  # (B, 1, 1)
+        x = x_t.flatten(1).unsqueeze(1)  # (B, 1, n)
+        d = x - a.sqrt() * self.means.to(x_t).flatten(1).unsqueeze(0)  # (B, K, n)
+        lam = a * self.evals.to(x_t).unsqueeze(0) + 1 - a  # (B, K, n)
+        proj = torch.einsum("bkn,knm->bkm", d, self.evecs.to(x_t))  # coordinates in each eigenbasis
+        logp = self.weights.to(x_t).log() - 0.5 * ((proj**2 / lam).sum(-1) + lam.log().sum(-1))  # (B, K)
+        r = torch.softmax(logp, dim=1)
+        score = -torch.einsum("bkm,knm->bkn", proj / lam, self.evecs.to(x_t))  # each component's score
+        eps = -(1 - a[:, 0]).sqrt() * (r.unsqueeze(-1) * score).sum(1)
+        return SimpleNamespace(sample=eps.reshape(x_t.shape))
+
+
+def gaussian_prior(mean, std=None, *, cov=None, num_train_timesteps: int = 1000, dtype=torch.float64) -> DiffusionPrior:
+    """A `DiffusionPrior` with the DPS schedule (linear betas 1e-4..0.02) and the exact eps-network of
+    N(mean, diag(std²)) or, with `cov`, of N(mean, cov)."""
+    sched = _schedule(num_train_timesteps)
+    model = GaussianEpsModel(mean, std, sched.alphas_cumprod, cov=cov).to(dtype)
     return DiffusionPrior(model, sched, name="gaussian")
+
+
+def gaussian_mixture_prior(weights, means, covs, *, num_train_timesteps: int = 1000, dtype=torch.float64) -> DiffusionPrior:
+    """A `DiffusionPrior` with the exact eps-network of a Gaussian mixture with full covariances."""
+    sched = _schedule(num_train_timesteps)
+    model = GaussianMixtureEpsModel(weights, means, covs, sched.alphas_cumprod).to(dtype)
+    return DiffusionPrior(model, sched, name="gaussian-mixture")
+
+
+def smooth_covariance(shape, std: float, length: float, *, channel_corr: float = 0.8, nugget: float = 0.05) -> torch.Tensor:
+    """A photo-like full covariance on (C, H, W): std² [(1-nugget) C_ch ⊗ exp(-d²/(2 length²)) + nugget I],
+    C_ch with 1 on the diagonal and `channel_corr` elsewhere (neighbouring pixels strongly correlated)."""
+    c, h, w = shape
+    yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij")
+    p = torch.stack([yy.reshape(-1), xx.reshape(-1)], 1)
+    spatial = torch.exp(-torch.cdist(p, p) ** 2 / (2 * length**2))
+    ch = torch.full((c, c), channel_corr, dtype=torch.float64).fill_diagonal_(1.0)
+    n = c * h * w
+    return std**2 * ((1 - nugget) * torch.kron(ch, spatial) + nugget * torch.eye(n, dtype=torch.float64))
+
+
+def low_rank_covariance(n: int, rank: int, std: float, *, nugget: float = 0.1, generator=None) -> torch.Tensor:
+    """std² [(1-nugget) L L^T / rank + nugget I] with a random Gaussian factor L (n x rank): every
+    pixel correlated with every other, average variance std²."""
+    L = torch.randn(n, rank, generator=generator, dtype=torch.float64)
+    return std**2 * ((1 - nugget) * L @ L.T / rank + nugget * torch.eye(n, dtype=torch.float64))
 
 
 def dense_matrix(fn, in_shape: tuple[int, ...], dtype=torch.float64) -> torch.Tensor:
     """The matrix of a linear map `fn` on tensors of `in_shape` (batch 1), by probing the basis."""
-    n = int(torch.tensor(in_shape).prod())
+    n = math.prod(in_shape)
     basis = torch.eye(n, dtype=dtype).reshape(n, *in_shape)
     cols = torch.cat([fn(basis[i : i + 1]).reshape(1, -1) for i in range(n)])
     return cols.T  # (out_dim, n)
 
 
-def exact_posterior(prior_model: GaussianEpsModel, operator, y_model: torch.Tensor, sigma_model: float):
-    """Mean (C,H,W) and covariance (n, n) of p(x0 | y) on the model's [-1, 1] scale.
+def _gaussian_conditional(m, S, A, y, sigma):
+    """Posterior mean, covariance and log evidence of x ~ N(m, S) given y = A x + N(0, sigma² I)."""
+    G = A @ S @ A.T + sigma**2 * torch.eye(A.shape[0], dtype=S.dtype)
+    L = torch.linalg.cholesky(G)
+    K = torch.cholesky_solve(A @ S, L).T  # S A^T G^{-1}
+    r = y - A @ m
+    mean = m + K @ r
+    cov = S - K @ A @ S
+    z = torch.linalg.solve_triangular(L, r.unsqueeze(1), upper=False).squeeze(1)
+    log_ev = -0.5 * (z @ z) - torch.log(L.diagonal()).sum() - 0.5 * A.shape[0] * math.log(2 * math.pi)
+    return mean, (cov + cov.T) / 2, float(log_ev)
 
-    y_model = A x0 + n, n ~ N(0, sigma_model^2 I), x0 ~ N(mean, diag(var)); batch of one.
-    """
-    shape = tuple(prior_model.mean.shape)
-    A = dense_matrix(operator.A, shape)
-    m, v = prior_model.mean.reshape(-1), prior_model.var.reshape(-1)
-    prec = torch.diag(1 / v) + A.T @ A / sigma_model**2
-    cov = torch.linalg.inv(prec)
-    mean = cov @ (m / v + A.T @ y_model.reshape(-1).to(torch.float64) / sigma_model**2)
-    return mean.reshape(shape), cov
+
+@dataclass
+class GaussianMixture:
+    """sum_k weights_k N(means_k, covs_k) on flattened images (means (K, n), covs (K, n, n))."""
+
+    weights: torch.Tensor
+    means: torch.Tensor
+    covs: torch.Tensor
+
+    def sample(self, num: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """num samples, shape (num, n)."""
+        k = torch.multinomial(self.weights, num, replacement=True, generator=generator)
+        L = torch.linalg.cholesky(self.covs + 1e-12 * torch.eye(self.covs.shape[-1], dtype=self.covs.dtype))
+        z = torch.randn(num, self.means.shape[1], generator=generator, dtype=self.means.dtype)
+        return self.means[k] + torch.einsum("bij,bj->bi", L[k], z)
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return (self.weights[:, None] * self.means).sum(0)
+
+    @property
+    def cov(self) -> torch.Tensor:
+        d = self.means - self.mean
+        return (self.weights[:, None, None] * (self.covs + d[:, :, None] * d[:, None, :])).sum(0)
+
+
+def prior_mixture(model) -> GaussianMixture:
+    """The prior of an analytic eps-model as a mixture (one component for a Gaussian)."""
+    if isinstance(model, GaussianEpsModel):
+        return GaussianMixture(torch.ones(1, dtype=torch.float64), model.mean.reshape(1, -1), model.cov.unsqueeze(0))
+    return GaussianMixture(model.weights, model.means.flatten(1), model.covs)
+
+
+def posterior_mixture(model, operator, y_model: torch.Tensor, sigma_model: float) -> GaussianMixture:
+    """The exact posterior p(x0 | y) of an analytic prior (Gaussian or mixture) on the model scale,
+    y_model = A x0 + n, n ~ N(0, sigma_model² I), batch of one."""
+    prior = prior_mixture(model)
+    A = dense_matrix(operator.A, model.shape)
+    y = y_model.reshape(-1).to(torch.float64)
+    parts = [_gaussian_conditional(m, S, A, y, sigma_model) for m, S in zip(prior.means, prior.covs)]
+    logw = prior.weights.log() + torch.tensor([p[2] for p in parts], dtype=torch.float64)
+    return GaussianMixture(torch.softmax(logw, 0), torch.stack([p[0] for p in parts]), torch.stack([p[1] for p in parts]))
+
+
+def exact_posterior(prior_model: GaussianEpsModel, operator, y_model: torch.Tensor, sigma_model: float):
+    """Mean (C,H,W) and covariance (n, n) of p(x0 | y) on the model's [-1, 1] scale for a Gaussian
+    prior (diagonal or full Σ); y_model = A x0 + n, n ~ N(0, sigma_model² I), batch of one."""
+    post = posterior_mixture(prior_model, operator, y_model, sigma_model)
+    return post.means[0].reshape(prior_model.shape), post.covs[0]
+
+
+def exact_x0_cov(prior_model: GaussianEpsModel, abar: float) -> torch.Tensor:
+    """Cov[x0 | x_t] = (Σ^{-1} + a/(1-a) I)^{-1} at noise level abar (n x n)."""
+    U, lam = prior_model.evecs, prior_model.evals
+    return (U * (lam / (1 + lam * abar / (1 - abar)))) @ U.T
 
 
 def exact_x0_cov_diag(prior_model: GaussianEpsModel, abar: float) -> torch.Tensor:
-    """diag Cov[x0 | x_t] at noise level abar: 1 / (1/s^2 + a/(1-a)) per coordinate."""
-    return 1 / (1 / prior_model.var + abar / (1 - abar))
+    """diag Cov[x0 | x_t] at noise level abar, shaped like the image."""
+    return exact_x0_cov(prior_model, abar).diagonal().reshape(prior_model.shape)
