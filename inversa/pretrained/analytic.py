@@ -94,16 +94,17 @@ class GaussianMixtureEpsModel(_AnalyticModel):
         self.register_buffer("evecs", evecs)  # (K, n, n)
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor):
-        a = self._a(t, x_t).unsqueeze(1)  # (B, 1, 1)
-        x = x_t.flatten(1).unsqueeze(1)  # (B, 1, n)
-        d = x - a.sqrt() * self.means.to(x_t).flatten(1).unsqueeze(0)  # (B, K, n)
-        lam = a * self.evals.to(x_t).unsqueeze(0) + 1 - a  # (B, K, n)
-        proj = torch.einsum("bkn,knm->bkm", d, self.evecs.to(x_t))  # coordinates in each eigenbasis
-        logp = self.weights.to(x_t).log() - 0.5 * ((proj**2 / lam).sum(-1) + lam.log().sum(-1))  # (B, K)
-        r = torch.softmax(logp, dim=1)
-        score = -torch.einsum("bkm,knm->bkn", proj / lam, self.evecs.to(x_t))  # each component's score
-        eps = -(1 - a[:, 0]).sqrt() * (r.unsqueeze(-1) * score).sum(1)
-        return SimpleNamespace(sample=eps.reshape(x_t.shape))
+        a = self._a(t, x_t)  # (B, 1)
+        x = x_t.flatten(1)
+        logps, scores = [], []
+        for w, m, lam0, U in zip(self.weights.to(x), self.means.to(x).flatten(1), self.evals.to(x), self.evecs.to(x)):
+            lam = a * lam0 + 1 - a  # (B, n): the eigenvalues of a Σ_k + (1-a) I
+            proj = (x - a.sqrt() * m) @ U  # coordinates in the component's eigenbasis
+            logps.append(w.log() - 0.5 * ((proj**2 / lam).sum(1) + lam.log().sum(1)))
+            scores.append(-(proj / lam) @ U.T)
+        r = torch.softmax(torch.stack(logps, 1), dim=1)  # (B, K) responsibilities
+        score = (r.unsqueeze(-1) * torch.stack(scores, 1)).sum(1)
+        return SimpleNamespace(sample=(-(1 - a).sqrt() * score).reshape(x_t.shape))
 
 
 def gaussian_prior(mean, std=None, *, cov=None, num_train_timesteps: int = 1000, dtype=torch.float64) -> DiffusionPrior:

@@ -75,6 +75,9 @@ def rademacher(shape, generators, *, device, dtype) -> torch.Tensor:
     """Random ±1 probes (Hutchinson), image i drawn from generators[i] alone."""
     if generators is None:
         return torch.randint(0, 2, shape, device=device).to(dtype) * 2 - 1
+    if all(g is generators[0] for g in generators):  # one shared generator: one draw, as in `randn`
+        g = generators[0]
+        return torch.randint(0, 2, shape, generator=g, device=g.device).to(device, dtype) * 2 - 1
     return torch.stack([torch.randint(0, 2, shape[1:], generator=g, device=g.device).to(device, dtype) * 2 - 1 for g in generators])
 
 

@@ -29,11 +29,16 @@ from __future__ import annotations
 import torch
 
 from inversa.errors import UserError
-from inversa.solvers.base import Solver, StepState, randn
+from inversa.solvers.base import Solver, StepState, rademacher, randn
 from inversa.solvers.ca_dps import CGLog
-from inversa.solvers.cg import cg
+from inversa.solvers.cg import bdot, cg
+from inversa.solvers.covariance import METHODS as PRODUCTS
+from inversa.solvers.covariance import TweedieCovariance
+from inversa.solvers.lanczos import sqrt_apply
 
 Y_PATHS = ("coupled", "independent")
+VARIANTS = ("corrected", "paper")
+COVARIANCES = ("full", "scalar")
 
 
 class CDPS(Solver):
@@ -43,9 +48,21 @@ class CDPS(Solver):
     name = "c-dps"
     needs_grad = False
 
-    def __init__(self, prior, *, y_path: str = "coupled", var_floor: float | None = None, cg_iters: int = 30,
-                 cg_tol: float = 1e-4, sigma_min: float = 1e-3, **kwargs):
+    def __init__(self, prior, *, variant: str = "corrected", covariance: str = "scalar", y_path: str = "coupled",
+                 var_floor: float | None = None, cg_iters: int = 30, cg_tol: float = 1e-4, sigma_min: float = 1e-3,
+                 sqrt_iters: int = 8, cov_product: str = "finite-difference", delta: float = 1e-3, **kwargs):
         super().__init__(prior, **kwargs)
+        if variant not in VARIANTS:
+            raise UserError(f"C-DPS variant {variant!r} is unknown; accepted: {', '.join(VARIANTS)}")
+        if covariance not in COVARIANCES:
+            raise UserError(f"covariance {covariance!r} is unknown; accepted: {', '.join(COVARIANCES)}")
+        if cov_product not in PRODUCTS:
+            raise UserError(f"cov_product {cov_product!r} is unknown; accepted: {', '.join(PRODUCTS)}")
+        if not (isinstance(sqrt_iters, int) and sqrt_iters >= 1):
+            raise UserError(f"sqrt_iters must be a positive integer, got {sqrt_iters!r}")
+        if not delta > 0:
+            raise UserError(f"delta must be positive, got {delta}")
+        self.covariance, self.sqrt_iters, self.cov_product, self.delta = covariance, sqrt_iters, cov_product, float(delta)
         if y_path not in Y_PATHS:
             raise UserError(f"y_path {y_path!r} is unknown; accepted: {', '.join(Y_PATHS)}")
         if var_floor is not None and not var_floor > 0:
@@ -56,14 +73,16 @@ class CDPS(Solver):
             if not val > 0:
                 raise UserError(f"{key} must be positive, got {val}")
         self.y_path, self.var_floor, self.cg_iters, self.cg_tol, self.sigma_min = y_path, var_floor, cg_iters, float(cg_tol), float(sigma_min)
-        self.variant = y_path
+        self.variant = variant
 
     def prepare(self, problem, timesteps):
         self._floor = float(1 - self.prior.alphas_cumprod[0]) if self.var_floor is None else float(self.var_floor)
         self.cg_log = CGLog()
 
     def params(self):
-        return {"y_path": self.y_path, "var_floor": self._floor, "sigma_min": self.sigma_min,
+        extra = {} if self.variant == "paper" else {"covariance": self.covariance, "cov_product": self.cov_product,
+                                                    "delta": self.delta, **({"sqrt_iters": self.sqrt_iters} if self.covariance == "full" else {})}
+        return {**extra, "y_path": self.y_path, "var_floor": self._floor, "sigma_min": self.sigma_min,
                 "solve": "cg" if self.cg_log.solves else "closed-form", "cg_iters": self.cg_iters, "cg_tol": self.cg_tol,
                 **self.cg_log.as_dict()}
 
@@ -78,6 +97,8 @@ class CDPS(Solver):
         else:
             noise = randn(x_t.shape, gens, device=dev, dtype=dt)
         y_prev = ap**0.5 * p.y + (1 - ap) ** 0.5 * op.A(noise)
+        if self.variant == "corrected":
+            return self.corrected_step(s, mu, D, ap, y_prev)
         r2 = ap * max(p.sigma, self.sigma_min) ** 2
         z1 = randn(x_t.shape, gens, device=dev, dtype=dt)
         z2 = randn(p.y.shape, gens, device=dev, dtype=dt)
@@ -90,3 +111,48 @@ class CDPS(Solver):
             w, info = cg(lambda v: v + D * op.A_adjoint(op.A(D * v)) / r2, rhs, tol=self.cg_tol, max_iter=self.cg_iters)
             self.cg_log.add(info)
         return D * w
+
+    def corrected_step(self, s: StepState, mu: torch.Tensor, D: torch.Tensor, ap: float, y_prev: torch.Tensor) -> torch.Tensor:
+        """x_{t-1} ~ N(mu, D²) conditioned on y_{t-1} = A x_{t-1} + e, e ~ N(0, R), R = ab_{t-1} (r² I + A S A^T),
+        S = Cov[x0 | x_t]: the coupled y_{t-1} carries the error sqrt(ab_{t-1}) (A (x0 - x0hat) + n). Sampled
+        by Matheron's rule, x = mu + D z; x_{t-1} = x + D² A^T (A D² A^T + R)^{-1} (y_{t-1} - A x - e'), e' ~ N(0, R)
+        (its A S^{1/2} part by Lanczos). covariance="full": CG in measurement space, one forward per product;
+        "scalar": S ≈ s I, s = <v, S v> / <v, v> from one Rademacher probe, then the system is
+        (D² + ab_{t-1} s) A A^T + ab_{t-1} r² I, solved in closed form by the operator (push-through identity)."""
+        p, op, x_t = s.problem, s.problem.operator, s.x_t
+        dev, dt, gens = x_t.device, x_t.dtype, p.generators
+        cov = TweedieCovariance(self.prior, x_t, s.t, s.pred.eps, method=self.cov_product, delta=self.delta)
+        r2 = max(p.sigma, self.sigma_min) ** 2
+        x = mu + D * randn(x_t.shape, gens, device=dev, dtype=dt)
+        z = randn(x_t.shape, gens, device=dev, dtype=dt)
+        n = randn(p.y.shape, gens, device=dev, dtype=dt)
+        if self.covariance == "scalar":
+            v = rademacher(x_t.shape, gens, device=dev, dtype=dt)
+            sbar = (bdot(v, cov(v)) / bdot(v, v)).clamp(min=0).view(-1, *([1] * (x_t.ndim - 1)))
+            e = ap**0.5 * (r2**0.5 * n + op.A(sbar.sqrt() * z))
+        else:
+            e = ap**0.5 * (r2**0.5 * n + op.A(sqrt_apply(cov, z, self.sqrt_iters)))
+        rhs = y_prev - op.A(x) - e
+        D2 = D**2
+        if self.covariance == "scalar" and D.numel() == 1:
+            c1, c2 = D2 + ap * sbar, ap * r2  # A^T (c1 A A^T + c2)^{-1} b = (c1 A^T A + c2)^{-1} A^T b, per image
+            return x + D2 * self._scalar_solve(op, op.A_adjoint(rhs), c1, c2)
+        matvec = (lambda u: op.A(D2 * op.A_adjoint(u)) + ap * (r2 * u + op.A(cov(op.A_adjoint(u))))) \
+            if self.covariance == "full" else (lambda u: op.A(D2 * op.A_adjoint(u)) + ap * (r2 * u + sbar * op.A(op.A_adjoint(u))))
+        u, info = cg(matvec, rhs, tol=self.cg_tol, max_iter=self.cg_iters)
+        self.cg_log.add(info)
+        return x + D2 * op.A_adjoint(u)
+
+    def _scalar_solve(self, op, b: torch.Tensor, c1: torch.Tensor, c2: float) -> torch.Tensor:
+        """(c1 A^T A + c2 I)^{-1} b with c1 per image: the operator's closed form image by image, else CG."""
+        cv = c1.view(-1, *([1] * (b.ndim - 1)))
+        d = op.gram_diagonal()
+        if d is not None:
+            return b / (cv * d.to(b) + c2)
+        ratio = (c1.flatten() / c2).tolist()
+        out = [op.gram_solve(b[i : i + 1], r) for i, r in enumerate(ratio)]
+        if all(o is not None for o in out):
+            return torch.cat(out) / c2
+        w, info = cg(lambda v: c2 * v + cv * op.A_adjoint(op.A(v)), b, tol=self.cg_tol, max_iter=self.cg_iters)
+        self.cg_log.add(info)
+        return w

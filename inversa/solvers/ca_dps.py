@@ -35,15 +35,21 @@ variant="reference" (the authors' released DPS fork, for reproducing published n
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from inversa.errors import UserError
 from inversa.pretrained.prior import Prediction
 from inversa.solvers.base import StepState, rademacher, randn
 from inversa.solvers.cg import cg
+from inversa.solvers.covariance import METHODS as PRODUCTS
+from inversa.solvers.covariance import PriorScaleCovariance, TweedieCovariance
+from inversa.solvers.lanczos import sqrt_apply
 from inversa.solvers.dps import DPS
 
 VARIANTS = ("paper", "reference")
+COVARIANCES = ("full", "diagonal")
 STEP_VARIANCES = ("posterior", "prior")
 MEAN_SHIFTS = ("vjp", "covariance")
 
@@ -84,20 +90,26 @@ class CADPS(DPS):
     name = "ca-dps"
     needs_grad = True
 
-    def __init__(self, prior, *, variant: str = "paper", delta: float = 1e-3, fd_probes: int = 1, cg_iters: int = 20,
+    def __init__(self, prior, *, variant: str = "paper", delta: float = 1e-3, fd_probes: int = 1, cg_iters: int = 4,
                  cg_tol: float = 1e-4, multiplier: float = 1.0, step_variance: str = "posterior", sigma_min: float = 1e-3,
-                 cov_max: float = 1.0, mean_shift: str = "covariance", **kwargs):
+                 cov_max: float = 1.0, mean_shift: str = "covariance", covariance: str = "full",
+                 cov_product: str = "finite-difference", sqrt_iters: int = 4, full_below: float = math.inf,
+                 data_var: float = 0.25, **kwargs):
         super().__init__(prior, **kwargs)
         if variant not in VARIANTS:
             raise UserError(f"CA-DPS variant {variant!r} is unknown; accepted: {', '.join(VARIANTS)}")
         if mean_shift not in MEAN_SHIFTS:
             raise UserError(f"mean_shift {mean_shift!r} is unknown; accepted: {', '.join(MEAN_SHIFTS)}")
+        if covariance not in COVARIANCES:
+            raise UserError(f"covariance {covariance!r} is unknown; accepted: {', '.join(COVARIANCES)}")
+        if cov_product not in PRODUCTS:
+            raise UserError(f"cov_product {cov_product!r} is unknown; accepted: {', '.join(PRODUCTS)}")
         if step_variance not in STEP_VARIANCES:
             raise UserError(f"step_variance {step_variance!r} is unknown; accepted: {', '.join(STEP_VARIANCES)}")
         for key, val in (("delta", delta), ("cg_tol", cg_tol), ("sigma_min", sigma_min), ("cov_max", cov_max)):
             if not val > 0:
                 raise UserError(f"{key} must be positive, got {val}")
-        for key, val in (("fd_probes", fd_probes), ("cg_iters", cg_iters)):
+        for key, val in (("fd_probes", fd_probes), ("cg_iters", cg_iters), ("sqrt_iters", sqrt_iters)):
             if not (isinstance(val, int) and val >= 1):
                 raise UserError(f"{key} must be a positive integer, got {val!r}")
         if not multiplier >= 0:
@@ -105,7 +117,11 @@ class CADPS(DPS):
         self.variant, self.delta, self.fd_probes = variant, float(delta), fd_probes
         self.cg_iters, self.cg_tol, self.multiplier = cg_iters, float(cg_tol), float(multiplier)
         self.step_variance, self.sigma_min, self.cov_max = step_variance, float(sigma_min), float(cov_max)
-        self.mean_shift = mean_shift
+        self.mean_shift, self.covariance, self.cov_product, self.sqrt_iters = mean_shift, covariance, cov_product, sqrt_iters
+        for key, val in (("full_below", full_below), ("data_var", data_var)):
+            if not val > 0:
+                raise UserError(f"{key} must be positive, got {val}")
+        self.full_below, self.data_var = float(full_below), float(data_var)
         self.needs_grad = variant == "reference" or mean_shift == "vjp"
 
     def prepare(self, problem, timesteps):
@@ -116,7 +132,13 @@ class CADPS(DPS):
     def params(self):
         if self.variant == "reference":
             return {**super().params(), "time_difference": "eps(x_t,t)-eps(x_t,t_prev)"}
-        return {"mean_shift": self.mean_shift, "delta": self.delta, "fd_probes": self.fd_probes, "multiplier": self.multiplier,
+        if self.covariance == "full":
+            return {"covariance": "full", "cov_product": self.cov_product, "full_below": self.full_below,
+                    "data_var": self.data_var, "mean_shift": self.mean_shift, "delta": self.delta,
+                    "multiplier": self.multiplier, "step_variance": self.step_variance, "sqrt_iters": self.sqrt_iters,
+                    "sigma_min": self.sigma_min, "solve": "cg", "cg_iters": self.cg_iters, "cg_tol": self.cg_tol,
+                    **self.cg_log.as_dict()}
+        return {"covariance": "diagonal", "mean_shift": self.mean_shift, "delta": self.delta, "fd_probes": self.fd_probes, "multiplier": self.multiplier,
                 "step_variance": self.step_variance, "sigma_min": self.sigma_min, "cov_max": self.cov_max,
                 "solve": "closed-form" if self._closed_form else "cg", "cg_iters": self.cg_iters, "cg_tol": self.cg_tol,
                 **self.cg_log.as_dict()}
@@ -151,6 +173,9 @@ class CADPS(DPS):
                 eps_prev = 0.0 if s.last else self.prior.predict(s.x_t.detach(), s.t_prev, clip=False).eps
                 w = 1 + (s.pred.eps.detach() - eps_prev)
             return -self._zeta * w * self.vjp(self.residual_norm(s), s.x_t)
+        if self.covariance == "full":
+            c_x0, _ = step_coefficients(self.prior, s.t, s.t_prev, self.eta)
+            return self.multiplier * c_x0 * self.posterior_shift(s)
         p, op = s.problem, s.problem.operator
         x0 = s.pred.x0hat
         S = self.x0_covariance(s.x_t, s.t, s.pred.eps, p.generators)
@@ -164,8 +189,39 @@ class CADPS(DPS):
             return self.multiplier * c_x0 * S * w
         return self.multiplier * c_x0 * (1 - a) / a**0.5 * self.vjp(x0 * w, s.x_t)
 
+    def covariance_at(self, s: StepState):
+        """Cov[x0 | x_t] as products: the network's (finite differences or JVP) where the noise-to-signal
+        ratio (1-ab_t)/ab_t is below `full_below`, the data-variance scalar above it."""
+        a = self.prior.abar(s.t)
+        if (1 - a) / a > self.full_below:
+            return PriorScaleCovariance(self.prior, s.t, self.data_var)
+        return TweedieCovariance(self.prior, s.x_t, s.t, s.pred.eps, method=self.cov_product, delta=self.delta)
+
+    def posterior_shift(self, s: StepState) -> torch.Tensor:
+        """x0* - x0hat with the full covariance S = Cov[x0 | x_t] (matrix-free): the Gaussian conditional
+        mean shift S A^T u, u = (r² I + A S A^T)^{-1} (y - A x0hat) by CG, and with step_variance="posterior"
+        a draw x0* ~ N(E[x0 | x_t, y], S - S A^T (r² I + A S A^T)^{-1} A S) by Matheron's rule in the same
+        solve: x0* = x0hat + e + S A^T (r² I + A S A^T)^{-1} (y - A (x0hat + e) - n), e = S^{1/2} z by
+        Lanczos, n ~ N(0, r² I)."""
+        p, op, gens = s.problem, s.problem.operator, s.problem.generators
+        cov = self.covariance_at(s)
+        r2 = max(p.sigma, self.sigma_min) ** 2
+        x0 = s.pred.x0hat.detach()
+        rhs = p.y - op.A(x0)
+        e = None
+        if self.step_variance == "posterior":
+            e = sqrt_apply(cov, randn(x0.shape, gens, device=x0.device, dtype=x0.dtype), self.sqrt_iters)
+            rhs = rhs - op.A(e) - r2**0.5 * randn(p.y.shape, gens, device=x0.device, dtype=x0.dtype)
+        u, info = cg(lambda w: r2 * w + op.A(cov(op.A_adjoint(w))), rhs, tol=self.cg_tol, max_iter=self.cg_iters)
+        self.cg_log.add(info)
+        if self.mean_shift == "covariance":
+            shift = cov(op.A_adjoint(u))
+        else:  # the likelihood gradient's form c_t J_t^T A^T u, one VJP
+            shift = cov.c * self.vjp(s.pred.x0hat * op.A_adjoint(u).detach(), s.x_t)
+        return shift if e is None else shift + e
+
     def step(self, s: StepState) -> torch.Tensor:
-        if self.variant == "reference" or self.step_variance == "prior":
+        if self.variant == "reference" or (self.step_variance == "prior" and self.covariance == "diagonal"):
             return super().step(s)
         g = self.guidance(s)  # also the hooks of plug-ins (CMI) stacked on top
         with torch.no_grad():
@@ -174,8 +230,10 @@ class CADPS(DPS):
             c_x0, var = step_coefficients(self.prior, s.t, s.t_prev, self.eta)
             gens, op = s.problem.generators, s.problem.operator
             x = mean + g
-            if var > 0:
+            if var > 0:  # eta² beta_tilde: the x0 uncertainty is in g (full) or added below (diagonal)
                 x = x + var**0.5 * randn(mean.shape, gens, device=mean.device, dtype=mean.dtype)
+            if self.covariance == "full" or self.step_variance == "prior":
+                return x
             # Matheron: e - S A^T Σ^{-1} (A e + n), e ~ N(0, S), n ~ N(0, r2), has covariance Cov[x0|x_t,y].
             e = self._S.sqrt() * randn(mean.shape, gens, device=mean.device, dtype=mean.dtype)
             n = self._r2**0.5 * randn(s.problem.y.shape, gens, device=mean.device, dtype=mean.dtype)

@@ -3,7 +3,8 @@
     x, info = cg(matvec, b, tol=1e-5, max_iter=50)
     info.residual  # (B,) relative residual ||b - M x|| / ||b|| (the recursive one CG tracks)
 
-Each image is its own system: per-image dot products and step sizes, and each image stops on its
+An image whose search direction meets non-positive curvature (p^T M p <= 0, possible when M holds an
+estimated covariance) stops at its current iterate, as truncated CG does. Each image is its own system: per-image dot products and step sizes, and each image stops on its
 own tolerance (its iterate is frozen once converged), so image i's iterates never depend on its
 batch-mates. `matvec` must act on every image independently (all our operators do).
 """
@@ -59,6 +60,8 @@ def cg(matvec, b: torch.Tensor, x0: torch.Tensor | None = None, *, tol: float = 
         active = ~done
         Mp = matvec(p)
         pMp = bdot(p, Mp)
+        curved = pMp > 0  # non-positive curvature (an estimated matrix that is not SPD): stop that image there
+        done, active = done | (active & ~curved), active & curved
         alpha = torch.where(active, rr / torch.where(active & (pMp > 0), pMp, torch.ones_like(pMp)), torch.zeros_like(rr))
         act = _bview(active, b)
         x = torch.where(act, x + _bview(alpha, b) * p, x)  # where, not +0*p: converged images stay bit-identical

@@ -45,6 +45,7 @@ from inversa.errors import UserError
 from inversa.solvers.base import Solver, StepState, rademacher
 from inversa.solvers.ca_dps import CGLog
 from inversa.solvers.cg import bdot, cg
+from inversa.solvers.lanczos import log_quadratic
 
 INVERSES = ("first-order", "cg")
 HVPS = ("finite-difference", "exact")
@@ -78,32 +79,6 @@ def _view(v, like):
     return v.view(-1, *([1] * (like.ndim - 1)))
 
 
-def _lanczos_log_quadratic(matvec, v: torch.Tensor, steps: int) -> torch.Tensor:
-    """v^T log(M) v per image by Lanczos quadrature (Golub–Meurant), full reorthogonalisation."""
-    nv = bdot(v, v).sqrt()
-    q, q_prev, beta = v / _view(nv, v), torch.zeros_like(v), torch.zeros_like(nv)
-    basis, alphas, betas = [q], [], []
-    alive = torch.ones_like(nv, dtype=torch.bool)
-    for _ in range(steps):
-        w = matvec(q)
-        alpha = bdot(q, w)
-        w = w - _view(alpha, w) * q - _view(beta, w) * q_prev
-        for b in basis:
-            w = w - _view(bdot(b, w), w) * b
-        beta_new = bdot(w, w).sqrt()
-        alphas.append(torch.where(alive, alpha, torch.ones_like(alpha)))  # dead rows: log 1 = 0, decoupled
-        alive = alive & (beta_new > 1e-10 * alpha.abs().clamp(min=1e-30))  # Krylov space exhausted
-        beta = torch.where(alive, beta_new, torch.zeros_like(beta_new))
-        betas.append(beta)
-        q_prev, q = q, torch.where(_view(alive, w), w / _view(torch.where(alive, beta, torch.ones_like(beta)), w), torch.zeros_like(w))
-        basis.append(q)
-        if not bool(alive.any()):
-            break
-    T = torch.diag_embed(torch.stack(alphas, 1)) + torch.diag_embed(torch.stack(betas[:-1], 1), 1) + torch.diag_embed(torch.stack(betas[:-1], 1), -1)
-    evals, evecs = torch.linalg.eigh(T)
-    return nv**2 * (evecs[:, 0, :] ** 2 * evals.clamp(min=1e-30).log()).sum(1)
-
-
 def mutual_information(prior, x_t: torch.Tensor, t: int, operator, sigma: float, *, probes: int = 32,
                        lanczos_steps: int = 30, generators=None, clip: bool = False) -> torch.Tensor:
     """Estimate of I = 1/2 logdet(I + sy^-2 A S_t A^T) per image, S_t = c_t J_t (model scale, sigma = sy):
@@ -116,7 +91,7 @@ def mutual_information(prior, x_t: torch.Tensor, t: int, operator, sigma: float,
         total = 0.0
         for _ in range(probes):
             v = rademacher(yshape, generators, device=x_t.device, dtype=x_t.dtype)
-            total = total + _lanczos_log_quadratic(M, v, lanczos_steps)
+            total = total + log_quadratic(M, v, lanczos_steps)
     return 0.5 * total / probes
 
 

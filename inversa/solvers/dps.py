@@ -11,8 +11,10 @@ import torch
 
 from inversa.errors import UserError
 from inversa.solvers.base import Solver, StepState
+from inversa.solvers.cg import bdot
 
 # The reference step sizes (for 1000 ancestral steps on the [-1, 1] scale), by operator name.
+STEP_RULES = ("polyak", "stride")
 DEFAULT_SCALES = {"super_resolution": 0.3, "blur": 0.3, "inpainting": 0.5, "identity": 0.3}
 
 
@@ -32,11 +34,14 @@ class DPS(Solver):
     name = "dps"
     needs_grad = True
 
-    def __init__(self, prior, *, scale: float | None = None, rescale_for_steps: bool = True, **kwargs):
+    def __init__(self, prior, *, scale: float | None = None, rescale_for_steps: bool = True, step_rule: str = "polyak",
+                 **kwargs):
         super().__init__(prior, **kwargs)
         if scale is not None and not scale >= 0:
             raise UserError(f"scale must be a non-negative number, got {scale}")
-        self.scale, self.rescale_for_steps = scale, rescale_for_steps
+        if step_rule not in STEP_RULES:
+            raise UserError(f"step_rule {step_rule!r} is unknown; accepted: {', '.join(STEP_RULES)}")
+        self.scale, self.rescale_for_steps, self.step_rule = scale, rescale_for_steps, step_rule
 
     def prepare(self, problem, timesteps):
         base = self.scale if self.scale is not None else DEFAULT_SCALES.get(problem.operator.name, 0.3)
@@ -45,7 +50,8 @@ class DPS(Solver):
         self._base_scale = base
 
     def params(self):
-        return {"scale": self._base_scale, "step_size": self._zeta, "rescale_for_steps": self.rescale_for_steps}
+        return {"scale": self._base_scale, "step_size": self._zeta, "rescale_for_steps": self.rescale_for_steps,
+                "step_rule": self.step_rule}
 
     def residual_norm(self, s: StepState) -> torch.Tensor:
         """||y - A(x0hat)||_2 per sample, shape (B,)."""
@@ -53,4 +59,19 @@ class DPS(Solver):
         return r.flatten(1).norm(dim=1)
 
     def guidance(self, s: StepState) -> torch.Tensor:
-        return -self._zeta * self.vjp(self.residual_norm(s), s.x_t)
+        f = self.residual_norm(s)
+        g = self.vjp(f, s.x_t)
+        if self.step_rule == "stride":
+            return -self._zeta * g
+        # Polyak's step for f = ||y - A x0hat||: the first-order step that takes f to its noise level
+        # f* = sigma sqrt(m); the step size is the smaller of it and zeta (no overshoot at few steps).
+        p = s.problem
+        f_star = p.sigma * self.measured_count(p).sqrt()
+        polyak = (f.detach() - f_star).clamp(min=0) / bdot(g, g).clamp(min=1e-30)
+        return -torch.minimum(polyak, torch.full_like(polyak, self._zeta)).view(-1, *([1] * (g.ndim - 1))) * g
+
+    @staticmethod
+    def measured_count(p) -> torch.Tensor:
+        """(B,) entries of each y that carry a measurement (the observed pixels for inpainting)."""
+        ones = torch.ones(p.operator.input_shape(tuple(p.y.shape)), dtype=p.y.dtype, device=p.y.device)
+        return (p.operator.A(ones) != 0).flatten(1).sum(1).to(p.y.dtype)

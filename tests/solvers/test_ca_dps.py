@@ -38,7 +38,7 @@ def test_paper_variant_samples_the_exact_posterior(gauss16, kind, mean_shift):
     4096 samples, 20 steps. Blur runs as its dense matrix (same map, one matmul per batch)."""
     op = _inpaint() if kind == "inpainting" else MatrixOperator(_blur(), (1, 4, 4))
     y, mean, cov = problem(gauss16, op)
-    solver = CADPS(gauss16, clip_x0=False, mean_shift=mean_shift, cg_tol=1e-6)
+    solver = CADPS(gauss16, clip_x0=False, covariance="diagonal", mean_shift=mean_shift, cg_tol=1e-6, cg_iters=20)
     x, out = posterior_samples(solver, y, op, 4096, 20)
     err, ratio = moments_error(x, mean, cov)
     print(f"CA-DPS paper ({mean_shift}), {kind}: mean error {err:.4f}, variance ratio [{ratio.min():.3f}, {ratio.max():.3f}]")
@@ -55,7 +55,7 @@ def test_plain_ddpm_step_variance_loses_posterior_variance(gauss16):
     of their posterior variance in 20 steps (the mean is still right)."""
     op = _inpaint()
     y, mean, cov = problem(gauss16, op)
-    x, _ = posterior_samples(CADPS(gauss16, clip_x0=False, step_variance="prior"), y, op, 1024, 20)
+    x, _ = posterior_samples(CADPS(gauss16, clip_x0=False, covariance="diagonal", step_variance="prior"), y, op, 1024, 20)
     err, ratio = moments_error(x, mean, cov)
     obs = half_mask().bool().reshape(-1)
     assert err < 0.05 and ratio[obs].max() < 0.5
@@ -82,7 +82,8 @@ def test_reference_variant_is_the_released_rule(gauss16):
     assert out.metadata["variant"] == "reference"
 
 
-@pytest.mark.parametrize("params", [{}, {"variant": "reference"}, {"fd_probes": 2, "mean_shift": "vjp"}])
+@pytest.mark.parametrize("params", [{}, {"variant": "reference"}, {"covariance": "diagonal", "fd_probes": 2, "mean_shift": "vjp"},
+                                    {"mean_shift": "vjp", "cov_product": "jvp"}])
 def test_seeds_and_batch_invariance(gauss16, params):
     op = _blur()
     ys = torch.cat([problem(gauss16, op, seed=s)[0] for s in range(4)])
@@ -99,6 +100,7 @@ def test_parameters_are_validated(gauss16):
     from inversa.errors import UserError
 
     for bad in ({"variant": "x"}, {"delta": 0}, {"fd_probes": 0}, {"step_variance": "x"}, {"cg_iters": 1.5},
-                {"mean_shift": "x"}, {"cov_max": 0}):
+                {"mean_shift": "x"}, {"cov_max": 0}, {"covariance": "x"}, {"cov_product": "x"}, {"sqrt_iters": 0},
+                {"full_below": 0}, {"data_var": -1}):
         with pytest.raises(UserError):
             CADPS(gauss16, **bad)

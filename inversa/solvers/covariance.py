@@ -1,0 +1,67 @@
+"""The posterior covariance of a diffusion prior, matrix-free.
+
+Second-order Tweedie: Cov[x0 | x_t] = c_t J_t, c_t = (1 - ab_t) / sqrt(ab_t), J_t = d x0hat / d x_t.
+A product S v = Cov[x0 | x_t] v costs one network forward by a directional finite difference of the
+denoiser, c_t (x0hat(x_t + h v) - x0hat(x_t)) / h, h = delta / rms(v) per image (no autograd), or one
+forward-mode JVP (`method="jvp"`). x0hat is the unclipped Tweedie mean here: the clipped one has a zero
+Jacobian on saturated pixels.
+
+For an exact denoiser S is symmetric positive semi-definite; a network's estimate need not be.
+Where it matters it is kept positive by its users: conjugate gradients on sigma² I + A S A^T stop on
+non-positive curvature (`cg.cg`), and Lanczos square roots clamp negative Ritz values to 0
+(`lanczos.sqrt_apply`); both only ever see the symmetric part through Rayleigh quotients.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from inversa.errors import UserError
+from inversa.solvers.cg import bdot
+
+METHODS = ("finite-difference", "jvp")
+
+
+class TweedieCovariance:
+    """v -> Cov[x0 | x_t] v at one (x_t, t), given the network's eps there (one product = one forward)."""
+
+    def __init__(self, prior, x_t: torch.Tensor, t: int, eps: torch.Tensor, *, method: str = "finite-difference",
+                 delta: float = 1e-3):
+        if method not in METHODS:
+            raise UserError(f"covariance product {method!r} is unknown; accepted: {', '.join(METHODS)}")
+        self.prior, self.t, self.method, self.delta = prior, t, method, float(delta)
+        a = prior.abar(t)
+        self.c = (1 - a) / a**0.5
+        self.x_t = x_t.detach()
+        self.x0 = ((self.x_t - (1 - a) ** 0.5 * eps.detach()) / a**0.5)  # unclipped Tweedie mean
+        self.products = 0
+
+    def _x0hat(self, z):
+        return self.prior.predict(z, self.t, clip=False).x0hat
+
+    def __call__(self, v: torch.Tensor) -> torch.Tensor:
+        self.products += 1
+        if self.method == "jvp":
+            with torch.enable_grad():
+                _, jv = torch.func.jvp(self._x0hat, (self.x_t,), (v.to(self.x_t),))
+            return self.c * jv.detach()
+        rms = (bdot(v, v) / v[0].numel()).sqrt()
+        h = self.delta / torch.where(rms > 0, rms, torch.ones_like(rms)).view(-1, *([1] * (v.ndim - 1)))
+        with torch.no_grad():
+            return self.c * (self._x0hat(self.x_t + h * v) - self.x0) / h
+
+
+class PriorScaleCovariance:
+    """v -> s_t v, s_t = (1/data_var + ab_t/(1-ab_t))^{-1}: Cov[x0 | x_t] of a white prior with the data's
+    per-pixel variance (the scalar r_t² of ΠGDM with a finite data variance). Free (no network call);
+    the stand-in where the network's Jacobian cannot be trusted: at high noise c_t = (1-ab_t)/sqrt(ab_t)
+    multiplies the network's error in d x0hat / d x_t by up to 10^4."""
+
+    def __init__(self, prior, t: int, data_var: float):
+        a = prior.abar(t)
+        self.c = (1 - a) / a**0.5
+        self.s = 1.0 / (1.0 / data_var + a / (1 - a))
+        self.products = 0
+
+    def __call__(self, v: torch.Tensor) -> torch.Tensor:
+        return self.s * v
