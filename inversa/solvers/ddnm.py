@@ -16,14 +16,19 @@ wyhuai/DDNM functions/svd_operators.py `Lambda`, `Lambda_noise`):
 One network call per step, no VJP. At the last step (a = 1, σ_t = 0) a noisy y gives no correction
 (λ = 0) and DDNM+ returns x0hat; a noiseless y gives the projection x0hat - A^†(A x0hat - y).
 
+For noisy y this SVD form is DDRM's update with η_b = 1, coordinate by coordinate (the three cases
+coincide; tests/solvers/test_ddnm.py checks it to rounding); noiseless, they differ (DDNM keeps the
+η z + sqrt(1-η²) ē mix on observed coordinates and projects at the last step).
+
 Operators without a closed-form SVD (e.g. reflect-padded blur) run the paper's "simplified" DDNM
 with the operator's `A_dagger` (CG on the normal equations there) and scalar λ_t, noise as above
-with every s_i taken as 1 (the paper's scalar DDNM+ form, eq. 19); `variant` records which ran.
+with every s_i taken as 1 (the paper's scalar DDNM+ form, eq. 19; for noisy y its noise rule then
+also applies to the null space); `variant` records which ran.
 
 Arguments: `eta` (default 0.85: the official main.py `--eta` default), 100 steps (the official
 configs' time_travel.T_sampling; pass num_steps=100), `s_min` (singular values below it count as
 0, default 1e-3 as the official general-H class), `clip_x0` (default False: the official code does
-not clip x0hat).
+not clip x0hat). The loop's `sampler` does not apply (recorded as `sampler_ignored` if passed).
 
 Deviations: (1) the time-travel trick (travel_length / travel_repeat, off in the official default
 configs: 1 / 1) is not implemented; (2) timesteps come from the shared loop ("leading" spacing);
@@ -36,7 +41,7 @@ import torch
 
 from inversa.errors import UserError
 from inversa.solvers.base import Solver, StepState, randn
-from inversa.solvers.ddrm import check_fraction, check_nonneg, spectral
+from inversa.solvers.ddrm import check_fraction, check_nonneg, own_step_sampler, spectral
 
 
 class DDNM(Solver):
@@ -47,8 +52,7 @@ class DDNM(Solver):
 
     def __init__(self, prior, *, eta: float = 0.85, s_min: float = 1e-3, clip_x0: bool = False, cg_iters: int = 50,
                  **kwargs):
-        if "sampler" in kwargs:
-            raise UserError("DDNM has its own step; sampler cannot be set (its stochasticity is eta)")
+        self.requested_sampler = own_step_sampler(kwargs.pop("sampler", None), "DDNM")
         eta = check_fraction(eta, "eta")
         super().__init__(prior, sampler="ddim", eta=eta, clip_x0=clip_x0, **kwargs)
         self.s_min = check_nonneg(s_min, "s_min")
@@ -60,7 +64,7 @@ class DDNM(Solver):
         self.variant = "svd" if problem.operator is None or problem.operator.has_svd else "pinv"
 
     def params(self):
-        return {"s_min": self.s_min, "cg_iters": self.cg_iters}
+        return {"s_min": self.s_min, "cg_iters": self.cg_iters, "sampler_ignored": self.requested_sampler}
 
     def _coefficients(self, sv, safe, a, st, sy):
         """λ, d1 (fresh noise), d2 (the step's eps) per spectral coordinate."""

@@ -17,7 +17,8 @@ Arguments: `eta` (η, default 0.85) and `eta_b` (η_b, default 1.0): the paper's
 "DDRM (20 NFEs)"; pass num_steps=20). `s_min`: singular values below it count as 0 (the official
 code's general-H class zeroes those below 1e-3; default 1e-3): without it a noiseless blur would
 divide by rounding-level singular values. `clip_x0` defaults to False: the official code does not
-clip x0hat.
+clip x0hat. The loop's `sampler` does not apply (own step): a "ddpm"/"ddim" passed by a generic
+front end is recorded as `sampler_ignored` in the metadata.
 
 Operators: those with a closed-form SVD (inpainting, identity, super-resolution, circular blur);
 others are refused in one line.
@@ -53,6 +54,18 @@ def check_nonneg(value, what: str) -> float:
     return float(value)
 
 
+def own_step_sampler(sampler, method: str):
+    """Methods with their own step ignore the loop's sampler; a generic front end (the web UI sends
+    its sampler field to every solver that lists one) may still pass "ddpm"/"ddim", which is
+    recorded in the metadata as ignored. Anything else is an error."""
+    from inversa.solvers.base import SAMPLERS
+
+    if sampler is not None and sampler not in SAMPLERS:
+        raise UserError(f"sampler {sampler!r} is not supported; accepted: {', '.join(SAMPLERS)} "
+                        f"(ignored by {method}, which has its own step)")
+    return sampler
+
+
 def spectral(op, x0: torch.Tensor, s_min: float):
     """Singular values in the image-shaped layout (below s_min set to 0), expanded to x0's shape,
     with a safe divisor (1 where s = 0)."""
@@ -69,8 +82,7 @@ class DDRM(Solver):
 
     def __init__(self, prior, *, eta: float = 0.85, eta_b: float = 1.0, s_min: float = 1e-3, clip_x0: bool = False,
                  **kwargs):
-        if "sampler" in kwargs:
-            raise UserError("DDRM has its own step; sampler cannot be set (its stochasticity is eta)")
+        self.requested_sampler = own_step_sampler(kwargs.pop("sampler", None), "DDRM")
         eta = check_fraction(eta, "eta")
         super().__init__(prior, sampler="ddim", eta=eta, clip_x0=clip_x0, **kwargs)
         self.eta_b = check_fraction(eta_b, "eta_b")
@@ -81,7 +93,7 @@ class DDRM(Solver):
             problem.operator.check_svd("DDRM")
 
     def params(self):
-        return {"eta_b": self.eta_b, "s_min": self.s_min}
+        return {"eta_b": self.eta_b, "s_min": self.s_min, "sampler_ignored": self.requested_sampler}
 
     def step(self, s: StepState) -> torch.Tensor:
         op, p = s.problem.operator, s.problem

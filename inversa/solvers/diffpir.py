@@ -17,7 +17,8 @@ network call per step, no VJP.
 Arguments: `lam` (λ, default 7.0) and `zeta` (ζ, default 0.3): the values the official deblurring
 script runs (main_ddpir_deblur.py: `lambdas = [lambda_*i for i in range(7,8)]`,
 `zeta*i for i in range(3,4)` with lambda_ = 1.0, zeta = 0.1); 100 steps (`iter_num = 100`; pass
-num_steps=100); `cg_iters`/`cg_tol` for operators without a closed form; `clip_x0` (loop default).
+num_steps=100); `cg_iters`/`cg_tol` for operators without a closed form; `clip_x0` (loop default). The loop's `sampler`/`eta` do not apply (own step; a "ddpm"/"ddim"
+sent by a generic front end is recorded as `sampler_ignored`).
 
 Deviations: (1) timesteps come from the shared loop (uniform "leading" spacing), not the official
 "quad" spacing (quadratic in the timestep index); (2) the official loop skips the data step at the
@@ -36,6 +37,7 @@ import torch
 from inversa.errors import UserError
 from inversa.solvers.base import Solver, StepState, randn
 from inversa.solvers.cg import cg
+from inversa.solvers.ddrm import own_step_sampler
 
 
 class DiffPIR(Solver):
@@ -46,8 +48,9 @@ class DiffPIR(Solver):
 
     def __init__(self, prior, *, lam: float = 7.0, zeta: float = 0.3, sigma_floor: float = 0.001, cg_iters: int = 50,
                  cg_tol: float = 1e-6, **kwargs):
-        if "sampler" in kwargs or "eta" in kwargs:
-            raise UserError("DiffPIR has its own step; its stochasticity is zeta (sampler/eta cannot be set)")
+        self.requested_sampler = own_step_sampler(kwargs.pop("sampler", None), "DiffPIR")
+        if "eta" in kwargs:
+            raise UserError("DiffPIR has its own step; its stochasticity is zeta (eta cannot be set)")
         super().__init__(prior, **kwargs)
         for key, val in (("lam", lam), ("sigma_floor", sigma_floor), ("cg_tol", cg_tol)):
             if isinstance(val, bool) or not isinstance(val, (int, float)) or not math.isfinite(val) or val <= 0:
@@ -61,7 +64,7 @@ class DiffPIR(Solver):
 
     def params(self):
         return {"lam": self.lam, "zeta": self.zeta, "sigma_floor": self.sigma_floor, "cg_iters": self.cg_iters,
-                "cg_tol": self.cg_tol}
+                "cg_tol": self.cg_tol, "sampler_ignored": self.requested_sampler}
 
     def rho(self, t: int, sigma_model: float) -> float:
         a = self.prior.abar(t)

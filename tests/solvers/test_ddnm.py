@@ -79,7 +79,7 @@ def test_noiseless_inpainting_projects_onto_y(gauss16):
 
 
 def test_parameters_are_validated(gauss16):
-    for bad in ({"eta": 1.5}, {"s_min": -1}, {"cg_iters": 0}, {"sampler": "ddpm"}):
+    for bad in ({"eta": 1.5}, {"s_min": -1}, {"cg_iters": 0}, {"sampler": "euler"}):
         with pytest.raises(UserError):
             DDNM(gauss16, **bad)
 

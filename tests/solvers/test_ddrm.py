@@ -81,7 +81,7 @@ def test_noiseless_inpainting_keeps_observed_pixels(gauss16):
 
 
 def test_parameters_are_validated(gauss16):
-    for bad in ({"eta": 1.5}, {"eta": -0.1}, {"eta_b": 2}, {"s_min": -1}, {"eta": "x"}, {"sampler": "ddpm"}):
+    for bad in ({"eta": 1.5}, {"eta": -0.1}, {"eta_b": 2}, {"s_min": -1}, {"eta": "x"}, {"sampler": "euler"}):
         with pytest.raises(UserError):
             DDRM(gauss16, **bad)
 
