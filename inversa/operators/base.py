@@ -55,6 +55,65 @@ class LinearOperator(torch.nn.Module):
         d = self.gram_diagonal()
         return None if d is None else rhs / (1 + c * d.to(rhs))
 
+    # --- pseudo-inverse and SVD ----------------------------------------------------------
+    def A_dagger(self, y: torch.Tensor, *, rcond: float | None = None, tol: float | None = None,
+                 max_iter: int = 200) -> torch.Tensor:
+        """The pseudo-inverse A^† y: the minimum-norm least-squares solution of A x = y.
+
+        Operators with a closed form override this (inpainting, identity, super-resolution,
+        circular blur); here, the generic fallback: CG on the normal equations A^T A x = A^T y from
+        x = 0. Its iterates stay in the range of A^T (the Krylov space of A^T y), so the limit is
+        the minimum-norm solution, i.e. A^† y. `tol` (relative residual of the normal equations,
+        default 1e-6 in float32, 1e-12 in float64) and `max_iter` bound the work; `rcond` is for
+        the closed forms (singular values below rcond * max are dropped) and ignored here."""
+        check_shape(y, "y", self.channels)
+        if tol is None:
+            tol = 1e-12 if y.dtype == torch.float64 else 1e-6
+        x, _ = _cg(self.AtA, self.A_adjoint(y), tol=tol, max_iter=max_iter)
+        return x
+
+    SVD_OPERATORS = "identity, inpainting, super-resolution (bicubic, avgpool) and blur with padding='circular'"
+
+    @property
+    def has_svd(self) -> bool:
+        """Whether `singulars`, `V_T`, `V`, `U_T`, `U` (A = U Σ V^T, closed form) are available."""
+        return False
+
+    def check_svd(self, method: str = "this solver") -> None:
+        """One-line UserError when the operator has no closed-form SVD."""
+        if not self.has_svd:
+            raise UserError(f"{method} needs an operator with a closed-form SVD; {self.describe()} has none. "
+                            f"Operators that work: {self.SVD_OPERATORS}")
+
+    def describe(self) -> str:
+        return f"the {self.name} operator"
+
+    # The SVD A = U Σ V^T in an image-shaped layout: spectral coefficients of an image x are
+    # V_T(x), a tensor of x's shape; `singulars()` is broadcastable to it (0 where A sees nothing);
+    # U_T(y) maps a measurement into the same layout (0 where the singular value is 0) and U(z)
+    # maps back. Then A x = U(s * V_T(x)), A^T y = V(s * U_T(y)), V orthogonal, and U orthogonal on
+    # the coefficients with s > 0.
+    def singulars(self, like: torch.Tensor) -> torch.Tensor:
+        """Singular values, broadcastable to `V_T(x)` for x shaped like `like` (an image)."""
+        self.check_svd()
+        raise NotImplementedError
+
+    def V_T(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_svd()
+        raise NotImplementedError
+
+    def V(self, z: torch.Tensor) -> torch.Tensor:
+        self.check_svd()
+        raise NotImplementedError
+
+    def U_T(self, y: torch.Tensor) -> torch.Tensor:
+        self.check_svd()
+        raise NotImplementedError
+
+    def U(self, z: torch.Tensor) -> torch.Tensor:
+        self.check_svd()
+        raise NotImplementedError
+
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         return tuple(input_shape)
 
@@ -90,6 +149,42 @@ class LinearOperator(torch.nn.Module):
             meta["channels"] = self.channels
         meta.update(getattr(self, "preset", None) or {})  # set by make_preset: name, seed, index
         return meta
+
+
+def default_rcond(dtype: torch.dtype) -> float:
+    """Relative cut-off of the closed-form pseudo-inverses: singular values below rcond * max are
+    treated as 0 (1000 machine epsilons: 1.2e-4 in float32, 2.2e-13 in float64)."""
+    return 1000 * torch.finfo(dtype).eps
+
+
+def _bdot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-image inner products, each image reduced alone (bit-identical at any batch size). The
+    rows are copied to fresh (aligned) memory first: a vectorised dot rounds differently at
+    another alignment, and image i's offset in the batch depends on the batch."""
+    return torch.stack([torch.dot(a[i].flatten().clone(), b[i].flatten().clone()) for i in range(a.shape[0])])
+
+
+def _cg(matvec, b: torch.Tensor, *, tol: float, max_iter: int):
+    """Batched CG for A^T A x = b, each image its own system and stopping rule.
+    Local copy, not inversa.solvers.cg: importing solvers from operators would be an import cycle."""
+    x, r = torch.zeros_like(b), b.clone()
+    p, rr = r.clone(), _bdot(r, r)
+    thresh = tol * rr.sqrt()
+    view = (-1, *[1] * (b.ndim - 1))
+    for _ in range(max_iter):
+        active = rr.sqrt() > thresh
+        if not bool(active.any()):
+            break
+        Mp = matvec(p)
+        pMp = _bdot(p, Mp)
+        alpha = torch.where(active & (pMp > 0), rr / torch.where(pMp > 0, pMp, torch.ones_like(pMp)), torch.zeros_like(rr))
+        x = x + alpha.view(view) * p
+        r = r - alpha.view(view) * Mp
+        rr_new = _bdot(r, r)
+        beta = torch.where(active, rr_new / torch.where(rr > 0, rr, torch.ones_like(rr)), torch.zeros_like(rr))
+        p = torch.where(active.view(view), r + beta.view(view) * p, p)
+        rr = rr_new
+    return x, rr.sqrt() / torch.where(thresh > 0, thresh / tol, torch.ones_like(thresh))
 
 
 def check_shape(x, what: str = "image", channels: int | None = None) -> None:

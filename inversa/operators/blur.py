@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from inversa.errors import UserError
-from inversa.operators.base import LinearOperator, _positive_int, check_shape, read_array
+from inversa.operators.base import LinearOperator, _positive_int, check_shape, default_rcond, read_array
 from inversa.operators.noise import NoiseModel
 from inversa.operators.resize import resize_matrix
 
@@ -195,6 +195,100 @@ class Blur(LinearOperator):
         gain = 1 + c * torch.fft.rfft2(onto).abs() ** 2
         return torch.stack([torch.fft.irfft2(torch.fft.rfft2(rhs[i]) / gain[i if len(k) > 1 else 0], s=(h, w))
                             for i in range(len(rhs))])
+
+    # --- circular padding: A is a circulant, diagonal in the Fourier basis ---------------------
+    # On the h x w torus, A x = ifft2(T fft2(x)) with T = conj(fft2(k0)), k0 the kernel with its
+    # centre at pixel (0, 0) (A is a correlation). Its real SVD: A = Q P with Q = ifft2(T/|T|) fft2
+    # (orthogonal) and P = ifft2(|T|) fft2 (symmetric), and since |T| is even in the frequency,
+    # P is diagonalised by the real, orthonormal, self-inverse 2-D Hartley transform
+    # Hx = Re(F x) - Im(F x) (F the unitary DFT). So V = V^T = H, Σ = |T|, U = Q H.
+    def _transfer(self, like: torch.Tensor) -> torch.Tensor:
+        """T (Bk, 1, h, w) complex, Bk = 1 or the number of per-image kernels; cached per kernel
+        version, size, dtype and device."""
+        k = self.kernel
+        key = ("transfer", k.data_ptr(), k._version, tuple(like.shape[-2:]), like.dtype, like.device)
+        cache = self.__dict__.setdefault("_circ_cache", {})
+        if key not in cache:
+            cache.clear()
+            kd = k.to(like.device, like.dtype)
+            (kh, kw), (h, w) = kd.shape[-2:], like.shape[-2:]
+
+            def fold(n, m):  # (n, m) 0/1: tap a lands on pixel (a - m // 2) mod n (wrapping taps add up)
+                return (torch.arange(n)[:, None] == (torch.arange(m)[None, :] - m // 2) % n).to(like.device, like.dtype)
+
+            cache[key] = torch.fft.fft2(fold(h, kh) @ kd @ fold(w, kw).T).conj()
+        return cache[key]
+
+    def _circular_only(self, what: str) -> None:
+        if self.padding != "circular":
+            raise UserError(f"{what} of a blur is in closed form for padding='circular' only, this one pads "
+                            f"{self.padding!r}; operators with a closed-form SVD: {self.SVD_OPERATORS}")
+
+    def _filter(self, x: torch.Tensor, spectra: torch.Tensor) -> torch.Tensor:
+        """ifft2(spectrum_i * fft2(x_i)), real part, image by image (per-image kernels; batch invariance)."""
+        return torch.stack([torch.fft.ifft2(spectra[i if len(spectra) > 1 else 0] * torch.fft.fft2(x[i])).real
+                            for i in range(len(x))])
+
+    @staticmethod
+    def _hartley(x: torch.Tensor) -> torch.Tensor:
+        """Orthonormal 2-D discrete Hartley transform (its own inverse), image by image."""
+        out = []
+        for xi in x:
+            f = torch.fft.fft2(xi, norm="ortho")
+            out.append(f.real - f.imag)
+        return torch.stack(out)
+
+    @property
+    def has_svd(self) -> bool:
+        return self.padding == "circular"
+
+    def describe(self) -> str:
+        return f"blur with padding={self.padding!r}"
+
+    def A_dagger(self, y: torch.Tensor, *, rcond: float | None = None, **kwargs) -> torch.Tensor:
+        """Circular padding: A^† y = ifft2(conj(T) / |T|² fft2(y)) on the frequencies with
+        |T| > rcond * max|T| and 0 on the others (a truncated pseudo-inverse: a blur's spectrum falls
+        to rounding level at high frequencies, where the exact division would only amplify rounding;
+        default rcond = `default_rcond`, 1.2e-4 in float32, 2.2e-13 in float64; pass a larger one
+        for noisy y). Other paddings: the generic CG on the normal equations (`tol`, `max_iter`)."""
+        if self.padding != "circular":
+            return super().A_dagger(y, **kwargs)
+        self._check(y, "y")
+        rcond = default_rcond(y.dtype) if rcond is None else float(rcond)
+        T = self._transfer(y)
+        mag = T.abs()
+        keep = mag > rcond * mag.flatten(1).amax(1).view(-1, 1, 1, 1)
+        inv = torch.where(keep, T.conj() / torch.where(keep, mag, torch.ones_like(mag)) ** 2, torch.zeros_like(T))
+        return self._filter(y, inv)
+
+    def singulars(self, like: torch.Tensor) -> torch.Tensor:
+        """|T| (Bk, 1, h, w): in the Hartley coefficients' layout (frequency (u, v) at pixel (u, v))."""
+        self._circular_only("the SVD")
+        return self._transfer(like).abs()
+
+    def V_T(self, x: torch.Tensor) -> torch.Tensor:
+        self._circular_only("the SVD")
+        self._check(x, "x")
+        return self._hartley(x)
+
+    V = V_T  # the Hartley transform is symmetric and orthogonal
+
+    def _phase(self, like: torch.Tensor) -> torch.Tensor:
+        T = self._transfer(like)
+        mag = T.abs()
+        return torch.where(mag > 0, T / torch.where(mag > 0, mag, torch.ones_like(mag)), torch.ones_like(T))
+
+    def U(self, z: torch.Tensor) -> torch.Tensor:
+        """U = Q H: Hartley synthesis, then the phase filter Q."""
+        self._circular_only("the SVD")
+        self._check(z, "z")
+        return self._filter(self._hartley(z), self._phase(z))
+
+    def U_T(self, y: torch.Tensor) -> torch.Tensor:
+        """U^T = H Q^T, Q^T the conjugate phase filter."""
+        self._circular_only("the SVD")
+        self._check(y, "y")
+        return self._hartley(self._filter(y, self._phase(y).conj()))
 
     def output_shape(self, input_shape):
         if self.padding != "valid":

@@ -27,3 +27,18 @@ class Identity(LinearOperator):
 
     def gram_diagonal(self) -> torch.Tensor:
         return self._one
+
+    def A_dagger(self, y: torch.Tensor, **_) -> torch.Tensor:
+        check_shape(y, "y", self.channels)
+        return y
+
+    # SVD: U = V = I, every singular value 1.
+    has_svd = True
+
+    def singulars(self, like: torch.Tensor) -> torch.Tensor:
+        return self._one.to(like.dtype)
+
+    def V_T(self, x):
+        return x
+
+    V = U = U_T = V_T

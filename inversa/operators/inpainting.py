@@ -57,6 +57,27 @@ class Inpainting(LinearOperator):
     def restrict_noise(self, y: torch.Tensor) -> torch.Tensor:
         return self._mask_for(y, "y") * y
 
+    def A_dagger(self, y: torch.Tensor, **_) -> torch.Tensor:
+        """A = diag(m) with m in {0, 1}, so A^† = diag(m): observed pixels kept, missing ones 0."""
+        return self._mask_for(y, "y") * y
+
+    # SVD: V = I (pixels), singular values = the mask, U = I restricted to the observed pixels.
+    has_svd = True
+
+    def singulars(self, like: torch.Tensor) -> torch.Tensor:
+        return self._mask_for(like, "x")
+
+    def V_T(self, x: torch.Tensor) -> torch.Tensor:
+        check_shape(x, "x", self.channels)
+        return x
+
+    V = V_T
+
+    def U_T(self, y: torch.Tensor) -> torch.Tensor:
+        return self._mask_for(y, "y") * y
+
+    U = U_T
+
     def naive_inverse(self, y: torch.Tensor) -> torch.Tensor:
         return fill_missing(y, self._mask_for(y, "y"))
 

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from inversa.errors import UserError
-from inversa.operators.base import LinearOperator, _positive_int, check_shape
+from inversa.operators.base import LinearOperator, _positive_int, check_shape, default_rcond
 from inversa.operators.noise import NoiseModel
 
 
@@ -108,6 +108,73 @@ class SuperResolution(LinearOperator):
         (lh, uh), (lw, uw) = self._eig(rhs.shape[-2], rhs), self._eig(rhs.shape[-1], rhs)
         gain = 1 + c * lh[:, None] * lw[None, :]
         return torch.stack([uh @ ((uh.T @ r @ uw) / gain) @ uw.T for r in rhs])
+
+    # --- pseudo-inverse and SVD: D = M_h ⊗ M_w, so both come from the two 1-D SVDs ----------------
+    def _svd(self, n: int, like: torch.Tensor):
+        """Full SVD of the 1-D matrix M (out x n) = U diag(S) Vt (U out x out, Vt n x n), in float64
+        once per size, cached in `like`'s dtype and device."""
+        key = ("svd", n, like.dtype, like.device)
+        if key not in self._cache:
+            u, sv, vt = torch.linalg.svd(torch.from_numpy(resize_matrix(n, self.factor, self.kind)), full_matrices=True)
+            self._cache[key] = tuple(a.to(like.device, like.dtype) for a in (u, sv, vt))
+        return self._cache[key]
+
+    def _pinv(self, n: int, like: torch.Tensor, rcond: float) -> torch.Tensor:
+        """M^† (n x out) from the SVD, singular values below rcond * max dropped (computed in float64)."""
+        key = ("pinv", n, like.dtype, like.device, rcond)
+        if key not in self._cache:
+            u, sv, vt = torch.linalg.svd(torch.from_numpy(resize_matrix(n, self.factor, self.kind)), full_matrices=False)
+            inv = torch.where(sv > rcond * sv.max(), 1 / sv, torch.zeros_like(sv))
+            self._cache[key] = ((vt.T * inv) @ u.T).to(like.device, like.dtype)
+        return self._cache[key]
+
+    def A_dagger(self, y: torch.Tensor, *, rcond: float | None = None, **_) -> torch.Tensor:
+        """D^† y = M_h^† Y (M_w^†)^T (the pseudo-inverse of a Kronecker product is the product of
+        the pseudo-inverses). The 1-D matrices have full row rank; `rcond` (default
+        `default_rcond`) only guards against rounding-level singular values."""
+        check_shape(y, "y", self.channels)
+        rcond = default_rcond(y.dtype) if rcond is None else float(rcond)
+        h, w = (n * self.factor for n in y.shape[-2:])
+        ph, pw = self._pinv(h, y, rcond), self._pinv(w, y, rcond)
+        return torch.stack([ph @ yi @ pw.T for yi in y])
+
+    has_svd = True
+
+    def singulars(self, like: torch.Tensor) -> torch.Tensor:
+        """(1, 1, H, W): s_h[i] s_w[j] in the top-left (H/f) x (W/f) block, 0 elsewhere."""
+        h, w = like.shape[-2:]
+        self._check_size(h, w)
+        sh, sw = self._svd(h, like)[1], self._svd(w, like)[1]
+        s = like.new_zeros(1, 1, h, w)
+        s[..., :len(sh), :len(sw)] = sh[:, None] * sw[None, :]
+        return s
+
+    def V_T(self, x: torch.Tensor) -> torch.Tensor:
+        check_shape(x, "x", self.channels)
+        self._check_size(*x.shape[-2:])
+        vh, vw = self._svd(x.shape[-2], x)[2], self._svd(x.shape[-1], x)[2]
+        return torch.stack([vh @ xi @ vw.T for xi in x])
+
+    def V(self, z: torch.Tensor) -> torch.Tensor:
+        check_shape(z, "z", self.channels)
+        vh, vw = self._svd(z.shape[-2], z)[2], self._svd(z.shape[-1], z)[2]
+        return torch.stack([vh.T @ zi @ vw for zi in z])
+
+    def U_T(self, y: torch.Tensor) -> torch.Tensor:
+        """Measurement -> image-shaped coefficients (top-left block; zeros elsewhere)."""
+        check_shape(y, "y", self.channels)
+        (oh, ow), (h, w) = y.shape[-2:], (n * self.factor for n in y.shape[-2:])
+        uh, uw = self._svd(h, y)[0], self._svd(w, y)[0]
+        z = y.new_zeros(*y.shape[:-2], h, w)
+        z[..., :oh, :ow] = torch.stack([uh.T @ yi @ uw for yi in y])
+        return z
+
+    def U(self, z: torch.Tensor) -> torch.Tensor:
+        check_shape(z, "z", self.channels)
+        h, w = z.shape[-2:]
+        uh, uw = self._svd(h, z)[0], self._svd(w, z)[0]
+        oh, ow = uh.shape[0], uw.shape[0]
+        return torch.stack([uh @ zi[..., :oh, :ow] @ uw.T for zi in z])
 
     def output_shape(self, input_shape):
         *lead, h, w = input_shape

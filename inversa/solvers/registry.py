@@ -9,7 +9,11 @@ from inversa.solvers.base import SolverOutput
 from inversa.solvers.c_dps import CDPS
 from inversa.solvers.ca_dps import CADPS
 from inversa.solvers.cmi_dps import CMIDPS
+from inversa.solvers.ddnm import DDNM
+from inversa.solvers.ddrm import DDRM
+from inversa.solvers.diffpir import DiffPIR
 from inversa.solvers.dps import DPS
+from inversa.solvers.pigdm import PiGDM
 
 
 class Naive:
@@ -27,7 +31,8 @@ class Naive:
         return SolverOutput(x=x, nfe=0, vjp=0, metadata={"solver": "naive", "nfe": 0, "vjp": 0})
 
 
-SOLVERS: dict[str, type] = {"dps": DPS, "ca-dps": CADPS, "cmi-dps": CMIDPS, "c-dps": CDPS, "naive": Naive}
+SOLVERS: dict[str, type] = {"dps": DPS, "ca-dps": CADPS, "cmi-dps": CMIDPS, "c-dps": CDPS, "ddrm": DDRM, "ddnm": DDNM,
+                           "pigdm": PiGDM, "diffpir": DiffPIR, "naive": Naive}
 
 
 def make_solver(name: str, prior=None, **params):
