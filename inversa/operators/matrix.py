@@ -1,6 +1,7 @@
 """A linear operator given by its dense matrix: any small linear map (e.g. another operator's matrix,
-from `inversa.pretrained.analytic.dense_matrix`) applied as one batched matmul. Used by the oracle
-benchmarks, where thousands of small images go through A thousands of times."""
+from `inversa.pretrained.analytic.dense_matrix`) applied as one batched matmul, with its SVD and
+pseudo-inverse from `torch.linalg` (computed once, on first use). Used by the oracle benchmarks, where
+thousands of small images go through A thousands of times."""
 
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ from inversa.operators.noise import NoiseModel
 
 
 class MatrixOperator(LinearOperator):
-    """A(x) = M x on flattened images of `shape` (C, H, W); measurements of `y_shape`."""
+    """A(x) = M x on flattened images of `shape` (C, H, W); measurements of `y_shape`. The SVD layout
+    follows LinearOperator's: coefficient k of V^T x at flat position k of an image-shaped tensor."""
 
     def __init__(self, matrix: torch.Tensor, shape, y_shape, noise: NoiseModel | None = None, name: str = "matrix"):
         super().__init__(noise)
         self.register_buffer("M", torch.as_tensor(matrix))
         self.shape, self.y_shape, self.name = tuple(shape), tuple(y_shape), name
+        self._svd = None
 
     @classmethod
     def of(cls, op: LinearOperator, shape) -> "MatrixOperator":
@@ -37,3 +40,39 @@ class MatrixOperator(LinearOperator):
 
     def input_shape(self, output_shape):
         return (*output_shape[:-3], *self.shape)
+
+    # --- SVD and pseudo-inverse -----------------------------------------------------------
+    @property
+    def has_svd(self) -> bool:
+        return True
+
+    def svd(self):
+        """(U (m, m'), singular values as an image (1, C, H, W), V^T (n, n), m' = min(m, n))."""
+        if self._svd is None:
+            u, sv, vt = torch.linalg.svd(self.M.double(), full_matrices=True)
+            s = torch.zeros(self.M.shape[1], dtype=torch.float64)
+            s[: len(sv)] = sv
+            self._svd = (u[:, : len(sv)], s.reshape(1, *self.shape), vt, torch.linalg.pinv(self.M.double()))
+        return self._svd
+
+    def singulars(self, like):
+        return self.svd()[1].to(like)
+
+    def V_T(self, x):
+        return (x.flatten(1) @ self.svd()[2].T.to(x)).reshape(x.shape)
+
+    def V(self, z):
+        return (z.flatten(1) @ self.svd()[2].to(z)).reshape(z.shape)
+
+    def U_T(self, y):
+        u = self.svd()[0]
+        z = torch.zeros(y.shape[0], self.M.shape[1], dtype=y.dtype, device=y.device)
+        z[:, : u.shape[1]] = y.flatten(1) @ u.to(y)
+        return z.reshape(y.shape[0], *self.shape)
+
+    def U(self, z):
+        u = self.svd()[0]
+        return (z.flatten(1)[:, : u.shape[1]] @ u.T.to(z)).reshape(z.shape[0], *self.y_shape)
+
+    def A_dagger(self, y, **_):
+        return (y.flatten(1) @ self.svd()[3].T.to(y)).reshape(y.shape[0], *self.shape)

@@ -1,27 +1,27 @@
-"""C-DPS — coupled data/measurement diffusion (Hamidi, Yang & Liang, 2025), [inferred] form of
-shared/design/methods.md.
+"""C-DPS — coupled data/measurement diffusion (Hamidi, Yang & Liang, 2025); the step is [inferred]
+(docs/methods.md).
 
 A measurement path runs beside x_t: y_t = A x_t + sqrt(ab_t) n, so p(y_t | x_t) = N(A x_t, ab_t sy² I)
-exactly. With the prior's reverse step p(x_{t-1} | x_t) = N(mu_t, s_t² I), the step posterior
-p(x_{t-1} | x_t, y_{t-1}) is Gaussian with precision s_t^-2 I + A^T A / r², r² = ab_{t-1} sy², and is
-sampled exactly by perturb-then-solve: with D = s_t (scalar, or per pixel for learned variances),
-x_{t-1} = D w, (I + D A^T A D / r²) w = mu_t / D + z1 + D A^T (y_{t-1} + r z2) / r²
-(closed form through `operator.gram_solve` for inpainting, SR (separable eigenbases) and circular
-blur (FFT); CG otherwise, e.g. reflect-padded blur). One network forward per step, no VJP, no step size.
+exactly, and y_{t-1} = sqrt(ab_{t-1}) y + sqrt(1-ab_{t-1}) A eps_hat ("coupled", reusing the step's eps) or
+with fresh noise in place of eps_hat ("independent"). The step posterior combines the prior's reverse step
+p(x_{t-1} | x_t) = N(mu_t, s_t² I) with y_{t-1} as a linear-Gaussian observation of x_{t-1}; one network
+forward per step for the paper form, no VJP, no step size.
 
-Parameters ([inferred]):
-- y_path: "coupled" (default) y_{t-1} = sqrt(ab_{t-1}) y + sqrt(1-ab_{t-1}) A eps_hat, reusing the
-  step's eps; "independent": fresh noise A xi, xi ~ N(0, I), in place of eps_hat;
-- var_floor: s_t² >= var_floor, which binds at the last steps (the DDPM step variance is 0 at the
-  last one, which would ignore y there); default the training chain's first beta (beta_1);
-- cg_iters, cg_tol: the image-space CG (capped: early steps are ill-conditioned, ab_{t-1} -> 0);
-- sigma_min: noise floor on the model scale (noiseless problems keep a finite precision).
-Known limits (tests/solvers/test_c_dps.py, Gaussian oracle, 4096 samples, 100 steps): with a
-diagonal operator the posterior mean is right (error 0.03) but observed pixels get 0.62x
-(coupled) / 1.1x (independent) the exact variance; with a 3x3 blur the mean is off by 0.99 /
-0.20. With the predicted eps, N(y_{t-1}; A x_{t-1}, ab_{t-1} sy²) acts on x through an effective
-Jacobian 1/sqrt(ab_{t-1}) and ignores Cov[x0 | x_{t-1}], so early steps trust y far too much and
-invert A along weakly observed directions.
+variant="paper": y_{t-1} = A x_{t-1} + N(0, r²), r² = ab_{t-1} sy²; precision s_t^-2 I + A^T A / r², sampled
+  exactly by perturb-then-solve: with D = s_t, x_{t-1} = D w, (I + D A^T A D / r²) w = mu_t / D + z1 +
+  D A^T (y_{t-1} + r z2) / r² (closed form through `operator.gram_solve` for inpainting, SR and circular blur;
+  CG otherwise). Limit: the coupled y_{t-1} carries the error sqrt(ab_{t-1}) A (x0 - x0hat), which this form
+  ignores, so early steps trust y too much (tests/solvers/test_c_dps.py records the gaps as strict xfails).
+variant="corrected" (default): that error in the measurement covariance, R = ab_{t-1} (sy² I + A S A^T),
+  S = Cov[x0 | x_t]; sampled by Matheron's rule, x = mu_t + D z, x_{t-1} = x + D² A^T (A D² A^T + R)^{-1}
+  (y_{t-1} - A x - e), e ~ N(0, R). covariance="scalar" (default): S ≈ s I, s = <v, S v>/<v, v> from one
+  Rademacher probe (one more forward), and the system (D² + ab_{t-1} s) A A^T + ab_{t-1} sy² is the
+  operator's closed form (push-through identity); "full": the matrix-free S (CG in measurement space, one
+  forward per product; e's A S^{1/2} part by Lanczos).
+
+Arguments: variant, covariance, y_path ("coupled" | "independent"), var_floor (s_t² >= var_floor, binding
+at the last steps; default beta_1), cg_iters, cg_tol, sqrt_iters, cov_product, delta (as in CA-DPS),
+sigma_min (noise floor on the model scale). Measured figures: docs/posterior.md, docs/quality.md.
 """
 
 from __future__ import annotations
@@ -42,8 +42,7 @@ COVARIANCES = ("full", "scalar")
 
 
 class CDPS(Solver):
-    """Coupled data/measurement diffusion: an exact Gaussian step posterior, one forward, no VJP.
-    Parameters: `y_path` ("coupled" | "independent"), `var_floor`, `cg_iters`/`cg_tol`, `sigma_min`."""
+    """Coupled data/measurement diffusion: a Gaussian step posterior, no VJP (module doc)."""
 
     name = "c-dps"
     needs_grad = False

@@ -1,36 +1,43 @@
 """CA-DPS — covariance-aware diffusion posterior sampling (Hamidi & Yang, 2024).
 
-variant="paper" (default; [inferred] from the abstract, see shared/design/methods.md):
-  Cov[x0|x_t] ≈ S_t = ((1-ab)/ab) diag(1 + (1-ab) h_t), h_t = diag Hess log p_t(x_t). Since
-  Hess log p_t = -J_eps / sqrt(1-ab), h_t comes from forward finite differences of the eps-network
-  along Rademacher probes v: diag J_eps ≈ mean v ⊙ (eps(x_t + δv, t) - eps(x_t, t)) / δ (one extra
-  forward per probe, no VJP). Likelihood p(y|x_t) ≈ N(A x0hat, sy² I + A S_t A^T); its gradient
-  J^T A^T u, u = (sy² I + A S_t A^T)^{-1} (y - A x0hat), S_t held constant; u in closed form when
-  A^T A is diagonal (push-through: A^T u = A^T r / (sy² + diag(A^T A) S_t)), by CG otherwise.
-  Step size [inferred]: the gradient enters with the coefficient c_x0 (1-ab)/sqrt(ab), c_x0 the
-  weight of x0hat in the sampler's step mean — the step then uses E[x0 | x_t, y] in place of
-  x0hat (exact for Gaussian x0|x_t, and no step size to tune, as the paper claims); `multiplier`
-  scales it (default 1).
-  mean_shift [inferred]: "covariance" (default): S_t A^T u in place of c_t J_t^T A^T u — the
-  Gaussian conditional mean x0hat + S_t A^T Σ^{-1} (y - A x0hat) with the model's own S_t, which
-  Tweedie's second-order identity (c_t J_t = Cov[x0|x_t]) makes identical to the gradient form for
-  an exact denoiser; 2 forwards, no VJP, no graph ("without increasing complexity", as the paper
-  claims). "vjp": the likelihood gradient above, 1 VJP per step. On real networks the two differ:
-  the VJP carries the network's full Jacobian, (1-ab)/ab (I - sqrt(1-ab) J_eps), which at high
-  noise is far larger than the clamped S_t the likelihood assumed. Measured, bundled prior (its
-  2000-step release), 4 FFHQ photos at 64², 50 steps, PSNR vjp -> covariance: SR x4 19.27 ->
-  19.52, Gaussian deblur 19.08 -> 19.57, box inpainting 14.89 -> 18.39, random inpainting 12.41 ->
-  16.65 dB (LPIPS better on all but SR x4, 0.329 -> 0.345); vjp also gives NaN without x0 clipping.
-  Step cost (64², one thread): covariance 1.05-1.24x a DPS step on SR/inpainting, vjp 1.3-1.7x.
-  step_variance [inferred]: "posterior" (default) gives the step its full covariance,
-  eta² beta_tilde + c_x0² Cov[x0 | x_t, y], Cov[x0|x_t,y] = S - S A^T Σ^{-1} A S sampled exactly by
-  Matheron's rule (one more closed form / CG solve); without it the DDPM step loses variance on
-  sharply observed pixels (variance ratio 0.46 at 100 steps on the Gaussian oracle). "prior" keeps
-  the plain DDPM variance (the learned variance, if the prior has one).
+The paper: a closed form for the covariance of the reverse process, approximated by finite differences
+from a pretrained DDPM "without increasing complexity", used with the mean in a Gaussian likelihood
+approximation, no hyperparameter tuning ([paper]; the step below is [inferred], docs/methods.md).
+
+covariance="full" (default). With S = Cov[x0 | x_t] = c_t J_t (second-order Tweedie, c_t = (1-ab)/sqrt(ab),
+J_t = d x0hat / d x_t) as matrix-free products (`covariance.TweedieCovariance`: one network forward each,
+by a directional finite difference, or a JVP), p(x0 | x_t) ≈ N(x0hat, S) conditioned on y = A x0 + n gives
+  E[x0 | x_t, y] = x0hat + S A^T u,   u = (r² I + A S A^T)^{-1} (y - A x0hat)   (k CG iterations),
+  Cov[x0 | x_t, y] = S - S A^T (r² I + A S A^T)^{-1} A S.
+step_variance="posterior" (default) draws x0* from that Gaussian by Matheron's rule inside the same
+solve, x0* = x0hat + e + S A^T (r² I + A S A^T)^{-1} (y - A (x0hat + e) - n), e = S^{1/2} z by
+`sqrt_iters` Lanczos iterations, n ~ N(0, r² I), and steps with the DDPM posterior q(x_{t-1} | x_t, x0*):
+exact ancestral sampling of p(x_{t-1} | x_t, y) when p(x0 | x_t) is Gaussian, at any step count.
+Cost per step: 1 + sqrt_iters + k + 1 forwards, no VJP; "prior" keeps the plain DDPM variance and the
+mean E[x0 | x_t, y] (k + 2 forwards). The covariance is observed to be information-carrying: S A^T u is
+nonzero on pixels A^T does not reach (the hidden block of an inpainting is filled from its border).
+Positivity: the network's S need not be symmetric PSD; CG stops an image on non-positive curvature and
+Lanczos clamps negative Ritz values to 0. `full_below` (default inf) uses the data-variance scalar
+Cov = (1/data_var + ab/(1-ab))^{-1} I instead where (1-ab)/ab exceeds it.
+mean_shift="vjp": c_t J_t^T A^T u by one VJP in place of the product S A^T u (equal for an exact denoiser).
+
+covariance="diagonal" (the earlier [inferred] form): S_t = ((1-ab)/ab) diag(1 + (1-ab) h_t), h_t from
+Rademacher probes of finite differences of eps (`fd_probes`, `delta`), clamped to [0, cov_max]; u in
+closed form when A^T A is diagonal (push-through: A^T u = A^T r / (r² + diag(A^T A) S_t)), by CG otherwise;
+the step posterior sampled by Matheron's rule. A diagonal S cannot carry information from observed to
+missing pixels (S A^T u is zero wherever A^T is).
+
 variant="reference" (the authors' released DPS fork, for reproducing published numbers):
   x_{t-1} = x'_{t-1} - zeta (1 + [eps(x_t, t) - eps(x_t, t_prev)]) ⊙ grad ||y - A x0hat||_2, the
-  difference taken between neighbouring respaced timesteps as in the released code (which
-  subtracts 0 at the last step), DPS step sizes; 2 forwards + 1 VJP per step.
+  difference taken between neighbouring respaced timesteps as in the released code (which subtracts 0
+  at the last step), DPS step sizes; 2 forwards + 1 VJP per step.
+
+Arguments: variant ("paper" | "reference"), covariance ("full" | "diagonal"), cov_product
+("finite-difference" | "jvp"), delta (finite-difference step, RMS per pixel on the model scale), cg_iters
+(k), cg_tol, sqrt_iters, step_variance ("posterior" | "prior"), mean_shift ("covariance" | "vjp"),
+multiplier (scales the shift; 1 = the derivation), sigma_min (noise floor on the model scale, so noiseless
+problems keep a proper likelihood), full_below, data_var, fd_probes and cov_max (diagonal form).
+Measured figures: docs/posterior.md (exact posteriors), docs/quality.md (photos).
 """
 
 from __future__ import annotations

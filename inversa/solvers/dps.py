@@ -1,8 +1,23 @@
-"""DPS — diffusion posterior sampling (Chung et al., ICLR 2023).
+"""DPS — diffusion posterior sampling (Chung et al., ICLR 2023, arXiv:2209.14687).
 
-After the unconditional step, x_{t-1} = x'_{t-1} - zeta_t * grad_{x_t} ||y - A(x0hat(x_t))||_2,
+After the unconditional step, x_{t-1} = x'_{t-1} - zeta_t * grad_{x_t} f(x_t), f = ||y - A(x0hat(x_t))||_2,
 with the plain (not squared) norm taken per sample, so image i never depends on its batch-mates
 (the reference code takes one norm over the whole batch). One forward + one VJP per step.
+
+Step size. `scale` is the reference zeta for 1000 steps (by task: 0.3 for SR and deblurring, 0.5 for
+inpainting); with N respaced steps each step spans stride = T / N training steps, and the stride rule
+takes zeta_t = scale * stride (the same total pull as the 1000-step reference, DPS guidance being a
+discretised gradient flow in t). Alone, that step overshoots whenever zeta_t ||grad f||² exceeds f: at
+few steps, or on small images, the chain oscillates across the measurement and ends farther from the
+posterior than the prior itself. step_rule="polyak" (default) caps it by Polyak's step,
+  zeta_t = min(scale * stride, (f - f*) / ||grad f||²),   f* = sigma sqrt(m)
+(m the measured entries of y, sigma the noise std on the model scale): the first-order step that brings f
+to its noise level and no further; free (f and grad f are already there). step_rule="stride" is the
+uncapped rule. Keep the default ancestral sampler: with deterministic DDIM (eta = 0) the guided
+trajectory collapses (docs/performance.md).
+
+Arguments: scale, rescale_for_steps (False: zeta_t = scale), step_rule ("polyak" | "stride"), and the
+shared loop's (sampler, eta, clip_x0, start). Measured figures: docs/posterior.md, docs/quality.md.
 """
 
 from __future__ import annotations
@@ -19,17 +34,7 @@ DEFAULT_SCALES = {"super_resolution": 0.3, "blur": 0.3, "inpainting": 0.5, "iden
 
 
 class DPS(Solver):
-    """Diffusion posterior sampling.
-
-    Step size: `scale` is the reference zeta for 1000 steps (default by task: 0.3 for SR and
-    deblurring, 0.5 for inpainting). With N respaced steps each step spans `stride = T / N` training
-    steps, so the guidance of one step is `scale * stride` — the same total pull on the trajectory
-    as the 1000-step reference (DPS guidance is a discretised gradient flow in t). Without this
-    rescaling few-step DPS under-fits the measurement (tests/solvers check both). Keep the default
-    ancestral sampler: with deterministic DDIM (eta = 0) the guided trajectory collapses at every step
-    count (measured, the 2000-step release of the bundled prior, SR x4 64²: 13.7 dB at 25 steps, 16.1
-    at 250, against 20.3 and 19.6 ancestral; docs/performance.md).
-    """
+    """Diffusion posterior sampling with a per-sample residual norm and a Polyak-capped step (module doc)."""
 
     name = "dps"
     needs_grad = True

@@ -34,45 +34,11 @@ def unit_prior(seed=0):
 
 
 class SVDMatrixOperator(MatrixOperator):
-    """A dense operator with its SVD (image-shaped layout: coefficient k at flat position k)."""
-
-    has_svd = True
-
-    def __init__(self, op, shape, noise=None):
-        super().__init__(op, shape, noise)
-        u, sv, vt = torch.linalg.svd(self.M, full_matrices=True)
-        n = self.M.shape[1]
-        s = torch.zeros(n, dtype=torch.float64)
-        s[:len(sv)] = sv
-        self.register_buffer("Uf", u)
-        self.register_buffer("Vt", vt)
-        self.register_buffer("S", s.reshape(1, *shape))
-        self.m = len(sv)
-
-    def singulars(self, like):
-        return self.S.to(like)
-
-    def V_T(self, x):
-        return (x.flatten(1) @ self.Vt.T.to(x)).reshape(x.shape)
-
-    def V(self, z):
-        return (z.flatten(1) @ self.Vt.to(z)).reshape(z.shape)
-
-    def U_T(self, y):
-        c = y.flatten(1) @ self.Uf.to(y)
-        z = torch.zeros(y.shape[0], self.M.shape[1], dtype=y.dtype, device=y.device)
-        z[:, :self.m] = c
-        return z.reshape(y.shape[0], *self.shape)
-
-    def U(self, z):
-        return (z.flatten(1)[:, :self.m] @ self.Uf.T.to(z)).reshape(z.shape[0], *self.y_shape)
+    """A dense operator whose (I + c A^T A)^{-1} is also taken through its SVD."""
 
     def gram_solve(self, rhs, c):
         """(I + c A^T A)^{-1} rhs = V diag(1 / (1 + c s²)) V^T rhs."""
-        return self.V(self.V_T(rhs) / (1 + c * self.S.to(rhs) ** 2))
-
-    def A_dagger(self, y, **_):
-        return (y.flatten(1) @ torch.linalg.pinv(self.M).T.to(y)).reshape(y.shape[0], *self.shape)
+        return self.V(self.V_T(rhs) / (1 + c * self.singulars(rhs) ** 2))
 
 
 def inpainting(sigma=0.025):

@@ -7,7 +7,8 @@ from types import SimpleNamespace
 
 import torch
 
-from inversa.operators import GaussianNoise, LinearOperator, SuperResolution
+from inversa.operators import GaussianNoise, SuperResolution
+from inversa.operators.matrix import MatrixOperator as DenseOperator
 from inversa.pretrained.analytic import dense_matrix, exact_posterior, gaussian_prior
 from inversa.pretrained.prior import DiffusionPrior
 
@@ -22,26 +23,13 @@ def half_mask():
     return m
 
 
-class MatrixOperator(LinearOperator):
-    """A given operator's dense matrix: the same linear map, applied as one batched matmul (the
-    statistical tests push 4096 images through it thousands of times)."""
+class MatrixOperator(DenseOperator):
+    """A given operator's dense matrix (the library's `MatrixOperator`): the same linear map, applied as
+    one batched matmul (the statistical tests push 4096 images through it thousands of times)."""
 
     def __init__(self, op, shape, noise=None):
-        super().__init__(noise if noise is not None else op.noise)
-        self.register_buffer("M", dense_matrix(op.A, shape))
-        self.shape, self.y_shape, self.name = tuple(shape), tuple(op.output_shape((1, *shape)))[1:], op.name
-
-    def A(self, x):
-        return (x.flatten(1) @ self.M.T.to(x)).reshape(x.shape[0], *self.y_shape)
-
-    def A_adjoint(self, y):
-        return (y.flatten(1) @ self.M.to(y)).reshape(y.shape[0], *self.shape)
-
-    def output_shape(self, input_shape):
-        return (*input_shape[:-3], *self.y_shape)
-
-    def input_shape(self, output_shape):
-        return (*output_shape[:-3], *self.shape)
+        y_shape = tuple(op.output_shape((1, *shape)))[1:]
+        super().__init__(dense_matrix(op.A, tuple(shape)), shape, y_shape, noise if noise is not None else op.noise, op.name)
 
 
 def problem(prior, op, seed=1):

@@ -33,7 +33,7 @@ def _inpainting_moments(prior, y_path, num_steps=100):
 def _run_inpainting(prior, y_path, num_steps):
     op = _inpaint()
     y, mean, cov = problem(prior, op)
-    x, out = posterior_samples(CDPS(prior, clip_x0=False, y_path=y_path), y, op, 4096, num_steps)
+    x, out = posterior_samples(CDPS(prior, clip_x0=False, variant="paper", y_path=y_path), y, op, 4096, num_steps)
     err, ratio = moments_error(x, mean, cov)
     obs = half_mask().bool().reshape(-1)
     print(f"C-DPS {y_path}, inpainting, {num_steps} steps: mean error {err:.4f}, variance ratio observed "
@@ -64,7 +64,7 @@ def test_posterior_variance_inpainting(gauss16, y_path):
 def test_posterior_blur(gauss16, y_path):
     op = MatrixOperator(_blur(), (1, 4, 4))
     y, mean, cov = problem(gauss16, op)
-    x, _ = posterior_samples(CDPS(gauss16, clip_x0=False, y_path=y_path, cg_iters=100, cg_tol=1e-8), y, op, 4096, 100)
+    x, _ = posterior_samples(CDPS(gauss16, clip_x0=False, variant="paper", y_path=y_path, cg_iters=100, cg_tol=1e-8), y, op, 4096, 100)
     err, ratio = moments_error(x, mean, cov)
     print(f"C-DPS {y_path}, blur: mean error {err:.4f}, variance ratio [{ratio.min():.3f}, {ratio.max():.3f}]")
     assert err < 0.05 and 0.8 <= ratio.min() and ratio.max() <= 1.25
@@ -84,8 +84,8 @@ def test_closed_form_equals_cg(gauss16, kind):
     a = _CLOSED_FORMS[kind]()
     b = MatrixOperator(a, (1, 4, 4))
     ys = torch.cat([problem(gauss16, a, seed=s)[0] for s in range(3)])
-    closed = CDPS(gauss16, clip_x0=False)(ys, a, generator=gens([0, 1, 2]), num_steps=20, progress=False)
-    by_cg = CDPS(gauss16, clip_x0=False, cg_tol=1e-12, cg_iters=100)(ys, b, generator=gens([0, 1, 2]), num_steps=20, progress=False)
+    closed = CDPS(gauss16, clip_x0=False, variant="paper")(ys, a, generator=gens([0, 1, 2]), num_steps=20, progress=False)
+    by_cg = CDPS(gauss16, clip_x0=False, variant="paper", cg_tol=1e-12, cg_iters=100)(ys, b, generator=gens([0, 1, 2]), num_steps=20, progress=False)
     assert closed.metadata["solve"] == "closed-form" and closed.metadata["cg_solves"] == 0
     assert torch.allclose(closed.x, by_cg.x, atol=1e-8)
     assert by_cg.metadata["solve"] == "cg" and by_cg.metadata["cg_solves"] == 20 and by_cg.metadata["cg_unconverged"] == 0
@@ -94,28 +94,44 @@ def test_closed_form_equals_cg(gauss16, kind):
 def test_one_forward_no_vjp_and_metadata(gauss16):
     op = _blur()
     y, _, _ = problem(gauss16, op)
-    out = make_solver("c-dps", gauss16)(y, op, generator=gens([0]), num_steps=10, progress=False)
+    out = make_solver("c-dps", gauss16, variant="paper")(y, op, generator=gens([0]), num_steps=10, progress=False)
     assert out.nfe == 10 and out.vjp == 0
     m = out.metadata
-    assert m["variant"] == m["y_path"] == "coupled" and m["var_floor"] == pytest.approx(1e-4, rel=1e-3)
+    assert m["variant"] == "paper" and m["y_path"] == "coupled" and m["var_floor"] == pytest.approx(1e-4, rel=1e-3)
     assert m["cg_unconverged"] == 0 and m["cg_max_residual"] <= m["cg_tol"]
 
 
-@pytest.mark.parametrize("y_path", ["coupled", "independent"])
-def test_seeds_and_batch_invariance(gauss16, y_path):
+@pytest.mark.parametrize("params", [{"variant": "paper", "y_path": "coupled"}, {"variant": "paper", "y_path": "independent"},
+                                    {"variant": "corrected", "covariance": "scalar"}, {"variant": "corrected", "covariance": "full"}])
+def test_seeds_and_batch_invariance(gauss16, params):
     op = _blur()
     ys = torch.cat([problem(gauss16, op, seed=s)[0] for s in range(4)])
-    check_seeds_and_batch_invariance(make_solver("c-dps", gauss16, y_path=y_path), op, ys)
+    check_seeds_and_batch_invariance(make_solver("c-dps", gauss16, **params), op, ys)
 
 
-def test_super_resolution():
-    out = check_super_resolution(lambda prior: make_solver("c-dps", prior))
+@pytest.mark.parametrize("variant", ["paper", "corrected"])
+def test_super_resolution(variant):
+    out = check_super_resolution(lambda prior: make_solver("c-dps", prior, variant=variant))
     assert out.vjp == 0 and out.metadata["solve"] == "closed-form"
+
+
+def test_corrected_scalar_costs_two_forwards_and_solves_in_closed_form(gauss16):
+    """The corrected step with the scalar Tweedie variance: one probe forward beside the step's own, no VJP,
+    closed forms per image (inpainting, SR, circular blur) equal to CG on the dense matrix."""
+    a = _CLOSED_FORMS["circular_blur"]()
+    b = MatrixOperator(a, (1, 4, 4))
+    ys = torch.cat([problem(gauss16, a, seed=s)[0] for s in range(3)])
+    kw = dict(clip_x0=False, variant="corrected", covariance="scalar")
+    closed = CDPS(gauss16, **kw)(ys, a, generator=gens([0, 1, 2]), num_steps=10, progress=False)
+    by_cg = CDPS(gauss16, cg_tol=1e-12, cg_iters=100, **kw)(ys, b, generator=gens([0, 1, 2]), num_steps=10, progress=False)
+    assert closed.nfe == 20 and closed.vjp == 0 and closed.metadata["cg_solves"] == 0
+    assert torch.allclose(closed.x, by_cg.x, atol=1e-7)
 
 
 def test_parameters_are_validated(gauss16):
     from inversa.errors import UserError
 
-    for bad in ({"y_path": "x"}, {"var_floor": 0}, {"cg_iters": 0}, {"sigma_min": -1}):
+    for bad in ({"y_path": "x"}, {"var_floor": 0}, {"cg_iters": 0}, {"sigma_min": -1}, {"variant": "x"},
+                {"covariance": "x"}, {"sqrt_iters": 0}, {"cov_product": "x"}, {"delta": 0}):
         with pytest.raises(UserError):
             CDPS(gauss16, **bad)

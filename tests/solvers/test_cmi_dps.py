@@ -73,8 +73,8 @@ def test_finite_difference_hvp_matches_the_double_backward(float_bits):
     assert grads["exact"].norm() > 0 and rel < (1e-2 if float_bits == 64 else 5e-2)
 
 
-@pytest.mark.parametrize("base,params", [("dps", {}), ("ca-dps", {}), ("ca-dps", {"variant": "reference"}),
-                                         ("ca-dps", {"mean_shift": "vjp"}), ("dps", {"hvp": "exact"}),
+@pytest.mark.parametrize("base,params", [("dps", {}), ("ca-dps", {"covariance": "diagonal"}), ("ca-dps", {"variant": "reference"}),
+                                         ("ca-dps", {"covariance": "diagonal", "mean_shift": "vjp"}), ("dps", {"hvp": "exact"}),
                                          ("dps", {"inverse": "cg", "probes": 2, "eta_mode": "absolute", "eta": 1e-4})])
 def test_plugs_into_gradient_guided_solvers(gauss16, base, params):
     op = _ops()["blur"]
@@ -94,6 +94,16 @@ def test_plugs_into_gradient_guided_solvers(gauss16, base, params):
     else:  # the base's VJP (none for mean_shift="covariance") + one HVP (two backward passes) per probe
         base_vjp = base == "dps" or params.get("variant") == "reference" or params.get("mean_shift") == "vjp"
         assert out.vjp == 6 * base_vjp + 12 * probes
+
+
+def test_plugs_into_full_covariance_ca_dps(gauss16):
+    """Over CA-DPS's full covariance (no VJP of its own): the HVPs are the only backward passes."""
+    op = _ops()["blur"]
+    y, _, _ = problem(gauss16, op)
+    out = make_solver("cmi-dps", gauss16, base="ca-dps")(y.expand(2, -1, -1, -1), op, generator=gens([0, 1]), num_steps=6,
+                                                       progress=False)
+    assert torch.isfinite(out.x).all() and out.metadata["covariance"] == "full" and out.vjp == 12
+    assert out.nfe >= 6 * 3  # the step's forward, the CMI probe's, and at least one covariance product
 
 
 def test_eta_zero_keeps_the_base_step(gauss16):

@@ -1,0 +1,155 @@
+"""The correlated-prior oracles and the full-covariance machinery: exact eps-networks and posteriors of a
+full-covariance Gaussian and of a mixture with full-covariance components; matrix-free Cov[x0 | x_t]
+products against the closed form; Lanczos square roots; CG on non-positive curvature; CA-DPS with the full
+covariance against the exact posterior, split into observed and unobserved coordinates (x0 clipping off);
+DPS's Polyak step at few steps; the benchmark's reduced run."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from inversa.eval.posterior import baselines, correlated_gaussian, correlated_mixture, make_setting, run_solver
+from inversa.pretrained.analytic import exact_x0_cov, posterior_mixture, prior_mixture
+from inversa.solvers import make_solver
+from inversa.solvers.base import rademacher
+from inversa.solvers.cg import cg
+from inversa.solvers.covariance import TweedieCovariance
+from inversa.solvers.lanczos import sqrt_apply
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _log_pt(pm, x, a):
+    n = x.shape[1]
+    comps = [torch.distributions.MultivariateNormal(a**0.5 * m, a * S + (1 - a) * torch.eye(n, dtype=torch.float64))
+             for m, S in zip(pm.means, pm.covs)]
+    return torch.logsumexp(torch.stack([w.log() + c.log_prob(x) for w, c in zip(pm.weights, comps)], 1), 1)
+
+
+@pytest.mark.parametrize("make", [correlated_gaussian, correlated_mixture])
+@pytest.mark.parametrize("t", [50, 500, 950])
+def test_eps_network_is_the_exact_score(make, t):
+    """eps(x_t, t) = -sqrt(1-a) grad log p_t(x_t), p_t the prior pushed through the forward process."""
+    prior = make()
+    pm, a = prior_mixture(prior.model), prior.abar(t)
+    x = torch.randn(4, *prior.model.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(t))
+    xf = x.flatten(1).requires_grad_(True)
+    (grad,) = torch.autograd.grad(_log_pt(pm, xf, a).sum(), xf)
+    eps = prior.predict(x, t, clip=False).eps.flatten(1)
+    assert torch.allclose(eps, -((1 - a) ** 0.5) * grad, atol=1e-10)
+
+
+def test_exact_posterior_of_the_full_gaussian_is_the_precision_form():
+    s = make_setting("gauss", "blur")
+    m, S = s.prior.model.mean.reshape(-1), s.prior.model.cov
+    A = s.operator.M
+    y_m = (2 * s.y - s.operator.A(torch.ones(1, *s.prior.model.shape, dtype=torch.float64))).reshape(-1)
+    prec = torch.linalg.inv(S) + A.T @ A / 0.05**2
+    cov = torch.linalg.inv(prec)
+    mean = cov @ (torch.linalg.solve(S, m) + A.T @ y_m / 0.05**2)
+    assert torch.allclose(s.posterior.means[0], mean, atol=1e-8) and torch.allclose(s.posterior.covs[0], cov, atol=1e-8)
+
+
+def test_mixture_posterior_reweights_components_by_their_evidence():
+    s = make_setting("mix", "inpaint")
+    assert s.posterior.weights.shape == (3,) and abs(float(s.posterior.weights.sum()) - 1) < 1e-12
+    assert float(s.posterior.weights.max()) > float(prior_mixture(s.prior.model).weights.max())  # y picks a mode
+
+
+@pytest.mark.parametrize("method", ["finite-difference", "jvp"])
+@pytest.mark.parametrize("t", [100, 500, 900])
+def test_tweedie_covariance_products_match_the_closed_form(method, t):
+    prior = correlated_gaussian()
+    a = prior.abar(t)
+    g = torch.Generator().manual_seed(t)
+    x_t = a**0.5 * prior.model.mean + (1 - a) ** 0.5 * torch.randn(3, *prior.model.shape, generator=g, dtype=torch.float64)
+    cov = TweedieCovariance(prior, x_t, t, prior.predict(x_t, t, clip=False).eps, method=method)
+    v = torch.randn(x_t.shape, generator=g, dtype=torch.float64)
+    exact = (v.flatten(1) @ exact_x0_cov(prior.model, a)).reshape(v.shape)
+    assert torch.allclose(cov(v), exact, rtol=1e-4, atol=1e-6 * float(exact.abs().max()))
+
+
+def test_lanczos_square_root_and_positivity():
+    g = torch.Generator().manual_seed(0)
+    B = torch.randn(6, 6, generator=g, dtype=torch.float64)
+    M = B @ B.T + 0.1 * torch.eye(6, dtype=torch.float64)
+    ev, U = torch.linalg.eigh(M)
+    root = U @ torch.diag(ev.sqrt()) @ U.T
+    z = torch.randn(2, 6, generator=g, dtype=torch.float64)
+    assert torch.allclose(sqrt_apply(lambda v: v @ M, z, 6), z @ root, atol=1e-8)  # Krylov space complete: exact
+    negative = sqrt_apply(lambda v: -(v @ M), z, 6)  # a negative "covariance": Ritz values clamped to 0
+    assert torch.equal(negative, torch.zeros_like(negative))
+
+
+def test_cg_stops_on_non_positive_curvature():
+    indefinite = torch.diag(torch.tensor([1.0, -1.0, 2.0], dtype=torch.float64))
+    b = torch.ones(2, 3, dtype=torch.float64)
+    x, info = cg(lambda v: v @ indefinite, b, tol=1e-10, max_iter=10)
+    assert torch.isfinite(x).all() and not bool(info.converged.any())
+
+
+def test_shared_generator_probes_are_one_draw():
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    shared = rademacher((5, 1, 4, 4), [g1] * 5, device="cpu", dtype=torch.float64)
+    one = torch.randint(0, 2, (5, 1, 4, 4), generator=g2).double() * 2 - 1
+    assert torch.equal(shared, one)
+
+
+@pytest.mark.parametrize("op_name", ["inpaint", "blur"])
+def test_ca_dps_full_covariance_samples_the_correlated_posterior(op_name):
+    """The full-covariance issue's band: posterior mean error < 0.05 and variance ratio in [0.8, 1.25] on the
+    observed and on the unobserved coordinates (blur: coordinates whose variance y halves count as observed),
+    CA-DPS defaults, 25 steps, 2000 samples; at most k + sqrt_iters + 2 forwards per step and no VJP."""
+    s = make_setting("gauss", op_name)
+    _, ref = baselines(s, 2000)
+    solver = make_solver("ca-dps", s.prior, clip_x0=False)
+    r = run_solver(s, solver, 2000, 25, ref)
+    print(op_name, r)
+    for part in ("obs", "unobs"):
+        if f"mean_err_{part}" in r:
+            assert r[f"mean_err_{part}"] < 0.05
+            lo, hi = r[f"var_ratio_{part}"]
+            assert 0.8 <= lo and hi <= 1.25
+    p = solver.params()
+    assert r["nfe_per_step"] <= p["cg_iters"] + p["sqrt_iters"] + 2 and r["vjp_per_step"] == 0
+    if op_name == "inpaint":  # what a diagonal covariance cannot do: the hidden block is informed by its border
+        assert r["sw2_unobs"] < 0.1
+
+
+def test_ca_dps_mean_form_costs_k_plus_two_forwards():
+    s = make_setting("gauss", "inpaint")
+    _, ref = baselines(s, 200)
+    r = run_solver(s, make_solver("ca-dps", s.prior, clip_x0=False, cg_iters=3, step_variance="prior", cg_tol=1e-12),
+                   200, 10, ref)
+    assert r["nfe_per_step"] == 3 + 2 and r["vjp_per_step"] == 0
+
+
+def test_dps_polyak_step_holds_at_few_steps():
+    """The T/N-rescaled step overshoots at 25 steps (farther from the posterior than the prior alone); the
+    Polyak cap (the step that takes ||y - A x0hat|| to its noise level) does not."""
+    s = make_setting("mix", "inpaint")
+    base, ref = baselines(s, 500)
+    stride = run_solver(s, make_solver("dps", s.prior, clip_x0=False, step_rule="stride"), 500, 25, ref)
+    polyak = run_solver(s, make_solver("dps", s.prior, clip_x0=False), 500, 25, ref)
+    assert stride["sw2"] > base["prior"]["sw2"] and polyak["sw2"] < 0.2 * base["prior"]["sw2"]
+
+
+def test_full_covariance_beats_the_prior_on_the_mixture():
+    """Mixture with full-covariance components, block inpainting: CA-DPS at 25 steps is close to the exact
+    posterior and no farther than the prior alone on the unobserved coordinates."""
+    s = make_setting("mix", "inpaint")
+    base, ref = baselines(s, 500)
+    r = run_solver(s, make_solver("ca-dps", s.prior, clip_x0=False), 500, 25, ref)
+    assert r["sw2"] < 0.1 * base["prior"]["sw2"] and r["sw2_unobs"] <= base["prior"]["sw2_unobs"]
+
+
+def test_benchmark_reduced_run():
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "posterior.py"), "--samples", "64", "--steps", "3",
+                          "--settings", "gauss-inpaint,mix-sr2", "--solvers", "dps,ca-dps,c-dps"],
+                         capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    for line in ("gauss-inpaint:", "mix-sr2:", "exact (floor)", "prior alone", "ca-dps @ 3", "c-dps @ 3"):
+        assert line in out.stdout
