@@ -229,6 +229,10 @@ def _cmd_models_convert(args) -> int:
     from inversa.pretrained.adm import convert_checkpoint
 
     check_writable_folder(args.output, "-o")
+    from inversa.pretrained.adm import ADM_CONFIGS
+
+    if args.config != "auto" and args.config not in ADM_CONFIGS:
+        raise UserError(f"--config {args.config!r} is unknown; accepted: {', '.join(ADM_CONFIGS)}, auto")
     info = convert_checkpoint(args.src, args.output, config=args.config, image_size=args.image_size)
     cfg = info["adm_config"]
     print(f"converted {args.src} (sha256 {info['source_sha256']}) -> {args.output}\n"
@@ -452,6 +456,10 @@ def _cmd_eval_distill(args) -> int:
     for flag, v in (("--iterations", args.iterations), ("--batch-size", args.batch_size), ("--threads", args.threads or 1)):
         if v < 1:
             raise UserError(f"{flag} {v}: must be a positive integer")
+    for d in args.dirs:
+        if not os.path.isdir(d):
+            raise UserError(f"distilled set {d!r} does not exist or is not a folder; expected an ImageFolder "
+                            f"(one sub-folder per class), e.g. made by `inversa distill`")
     if args.results:
         from inversa.imageio import check_writable
 

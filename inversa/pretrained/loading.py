@@ -125,10 +125,13 @@ def _load_folder(path: Path, name: str, device, dtype) -> DiffusionPrior:
         raise UserError(f"model folder {str(path)!r} is a diffusers pipeline without a unet/ (a latent or transformer "
                         f"model?): conditional/latent models are not supported yet; accepted: UNet2DModel priors")
     _check_unet_class(_config_class(unet_dir), f"model folder {str(path)!r}")
-    if not any(unet_dir.glob("*.safetensors")) and not any(unet_dir.glob("*.bin")):
-        raise UserError(f"model folder {str(unet_dir)!r} has no weights (*.safetensors)")
+    if not any(unet_dir.glob("*.safetensors")):
+        pickled = any(unet_dir.glob("*.bin"))
+        raise UserError(f"model folder {str(unet_dir)!r} has no weights (*.safetensors)" + (
+            "; its *.bin files are pickles, which could run code and are not loaded: re-save them as safetensors "
+            "(UNet2DModel.from_pretrained(DIR).save_pretrained(DIR)) where you trust the file" if pickled else ""))
     try:
-        model = UNet2DModel.from_pretrained(unet_dir, torch_dtype=dtype)
+        model = UNet2DModel.from_pretrained(unet_dir, torch_dtype=dtype, use_safetensors=True)
     except Exception as exc:
         raise UserError(f"could not load a UNet2DModel from {str(unet_dir)!r}: {str(exc).splitlines()[0]}") from None
     sched_dir = next((d for d in (path / "scheduler", path) if (d / "scheduler_config.json").exists()), None)
