@@ -105,12 +105,9 @@ def _cmd_restore(args) -> int:
     params = _parse_params(args.param)
     if args.demo:  # warm start: 3x fewer NFE and better on held-out photos with the bundled prior (docs/quality.md)
         params.setdefault("start", 0.3)
-    for path in [args.out, args.save_measurement, args.save_comparison]:
-        if path:  # before the image is read or a model loaded
-            check_output_path(path)
     image, preset, out, comparison = _restore_inputs(args)
-    for path in [out, comparison]:
-        if path:
+    for path in [out, args.save_measurement, comparison]:
+        if path:  # before the image is read or a model loaded
             check_output_path(path)
     result = restore(image, task=args.task, preset=preset, simulate=args.simulate, mask=args.mask, kernel=args.kernel,
                      blur_std=args.blur_std, factor=args.factor, sigma=sigma, solver=args.solver, steps=args.steps,
@@ -169,7 +166,7 @@ def _cmd_solvers(args) -> int:
 # --- models -------------------------------------------------------------------------------------
 
 def _add_models(sub, common) -> None:
-    mp = sub.add_parser("models", parents=[common], help="list, inspect, convert and verify priors")
+    mp = sub.add_parser("models", help="list, inspect, convert and verify priors")
     mp.set_defaults(func=None, usage=mp.format_usage)
     msub = mp.add_subparsers(dest="models_command", metavar="ACTION", parser_class=_Parser)
     ml = msub.add_parser("list", parents=[common], help="bundled priors and known hub models")
@@ -229,10 +226,6 @@ def _cmd_models_convert(args) -> int:
     from inversa.pretrained.adm import convert_checkpoint
 
     check_writable_folder(args.output, "-o")
-    from inversa.pretrained.adm import ADM_CONFIGS
-
-    if args.config != "auto" and args.config not in ADM_CONFIGS:
-        raise UserError(f"--config {args.config!r} is unknown; accepted: {', '.join(ADM_CONFIGS)}, auto")
     info = convert_checkpoint(args.src, args.output, config=args.config, image_size=args.image_size)
     cfg = info["adm_config"]
     print(f"converted {args.src} (sha256 {info['source_sha256']}) -> {args.output}\n"
@@ -453,8 +446,8 @@ def _cmd_eval_distill(args) -> int:
 
     from inversa.eval import distill as ed
 
-    for flag, v in (("--iterations", args.iterations), ("--batch-size", args.batch_size), ("--threads", args.threads or 1)):
-        if v < 1:
+    for flag, v in (("--iterations", args.iterations), ("--batch-size", args.batch_size), ("--threads", args.threads)):
+        if v is not None and v < 1:
             raise UserError(f"{flag} {v}: must be a positive integer")
     for d in args.dirs:
         if not os.path.isdir(d):

@@ -87,8 +87,8 @@ def locate(name_or_path=None) -> tuple[str, str]:
 def _load(name_or_path, device, dtype) -> DiffusionPrior:
     name = str(name_or_path or registry.DEFAULT_MODEL)
     kind, where = locate(name)
-    folder = _download(where) if kind == "hub" else Path(where)
-    return _load_folder(folder, name if kind == "hub" or registry.find(name) else str(folder), device, dtype)
+    shown = name if kind == "hub" or registry.find(name) else where  # names as typed, folders as paths
+    return _load_folder(_download(where) if kind == "hub" else Path(where), shown, device, dtype)
 
 
 def _download(repo_id: str) -> Path:
@@ -105,7 +105,7 @@ def _download(repo_id: str) -> Path:
 
 
 def _config_class(unet_dir: Path) -> str:
-    """The `_class_name` a diffusers config.json declares ("" when unreadable or absent)."""
+    """The `_class_name` a diffusers config.json declares ("" when absent); one UserError if it is not JSON."""
     try:
         cfg = json.loads((unet_dir / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
