@@ -25,26 +25,8 @@ import torch
 
 from common import photo_problem
 from inversa.eval.metrics import psnr
+from inversa.interop.deepinv import PriorDenoiser
 from inversa.solvers import DPS
-
-
-class PriorDenoiser(torch.nn.Module):
-    """Our DiffusionPrior as a deepinv denoiser: x in [0, 1] with Gaussian noise of std sigma."""
-
-    def __init__(self, prior):
-        super().__init__()
-        self.prior = prior
-        s = ((1 - prior.alphas_cumprod) / prior.alphas_cumprod).sqrt()  # VE noise level of each timestep
-        self.register_buffer("ve_sigma", s.float(), persistent=False)
-
-    def forward(self, x, sigma, *args, **kwargs):
-        sigma_m = 2 * torch.as_tensor(sigma, dtype=torch.float32, device=x.device).reshape(-1)[0]  # [-1, 1] scale
-        t = int((self.ve_sigma - sigma_m).abs().argmin())
-        a = self.prior.abar(t)
-        x_m = 2 * x - 1
-        eps = self.prior.net(x_m * a**0.5, t)
-        x0 = (x_m - sigma_m * eps).clamp(-1, 1)
-        return (x0 + 1) / 2
 
 
 def run_deepinv(denoiser, op, y, steps, weight, seed, device):

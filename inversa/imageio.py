@@ -30,6 +30,48 @@ def load_image(path, *, mode: str = "RGB") -> torch.Tensor:
         raise UserError(f"{str(p)!r} is not a readable image ({type(exc).__name__}); accepted: PNG, JPEG, BMP, TIFF, WebP") from None
 
 
+def as_image(image, *, name: str = "image") -> torch.Tensor:
+    """Any image a user hands the API as a (1, C, H, W) float tensor in [0, 1]: a file path, a PIL
+    image, a NumPy array (H, W), (H, W, C) uint8 in [0, 255] or float in [0, 1], or a tensor
+    (C, H, W) / (1, C, H, W) in [0, 1]. Anything else is one UserError."""
+    if isinstance(image, (str, os.PathLike)):
+        return load_image(image)
+    if isinstance(image, Image.Image):
+        return pil_to_tensor(image)
+    if isinstance(image, np.ndarray):
+        return _array_to_tensor(image, name)
+    if isinstance(image, torch.Tensor):
+        x = image.detach()
+        if x.ndim == 3:
+            x = x.unsqueeze(0)
+        if x.ndim != 4 or x.shape[1] not in (1, 3) or not x.is_floating_point():
+            raise UserError(f"{name} tensor of shape {tuple(image.shape)} and dtype {image.dtype}: expected a float "
+                            f"tensor (1, C, H, W) or (C, H, W) with C = 1 or 3, values in [0, 1]")
+        return x.float().clamp(0, 1) if x.shape[1] == 3 else x.float().clamp(0, 1).expand(-1, 3, -1, -1).contiguous()
+    raise UserError(f"{name} of type {type(image).__name__}: expected a file path, a PIL image, a NumPy array "
+                    f"(H, W[, C]) or a torch tensor (1, C, H, W) in [0, 1]")
+
+
+def _array_to_tensor(a: np.ndarray, name: str) -> torch.Tensor:
+    if a.ndim == 2:
+        a = a[..., None]
+    if a.ndim != 3 or a.shape[2] not in (1, 3, 4):
+        raise UserError(f"{name} array of shape {a.shape}: expected (H, W), (H, W, 1), (H, W, 3) or (H, W, 4)")
+    if a.dtype == np.uint8:
+        f = a.astype(np.float32) / 255.0
+    elif np.issubdtype(a.dtype, np.floating):
+        f = a.astype(np.float32)
+        if not np.isfinite(f).all() or f.min() < 0 or f.max() > 1:
+            raise UserError(f"{name} float array has values outside [0, 1] (min {np.nanmin(f):.3g}, max "
+                            f"{np.nanmax(f):.3g}); expected floats in [0, 1] or uint8 in [0, 255]")
+    else:
+        raise UserError(f"{name} array of dtype {a.dtype}: expected uint8 in [0, 255] or float in [0, 1]")
+    if f.shape[2] == 4:  # composite on white, like RGBA files
+        f = f[..., :3] * f[..., 3:] + (1 - f[..., 3:])
+    x = torch.from_numpy(np.ascontiguousarray(f)).permute(2, 0, 1).unsqueeze(0)
+    return x.expand(-1, 3, -1, -1).contiguous() if x.shape[1] == 1 else x
+
+
 def pil_to_tensor(im: Image.Image, *, mode: str = "RGB") -> torch.Tensor:
     if mode == "RGB" and im.mode in ("RGBA", "LA", "P"):
         im = im.convert("RGBA")
@@ -68,11 +110,42 @@ def save_image(x: torch.Tensor | Image.Image, path) -> Path:
 
 
 def check_output_path(path) -> str:
-    """The PIL format for an output path, or one clear error (checked before any work is done)."""
+    """The PIL format for an output path, or one clear error (checked before any work is done):
+    a known image extension, not a folder, and a place where a file can be created."""
     fmt = Image.registered_extensions().get(Path(path).suffix.lower())
     if fmt is None:
         raise UserError(f"output {str(path)!r} has an unknown image extension; use .png, .jpg, .bmp, .tif or .webp")
+    check_writable(path, "output")
     return fmt
+
+
+def check_writable(path, what: str = "output") -> None:
+    """One UserError unless a file can be written at `path`: not an existing folder, and its nearest
+    existing parent is a writable folder (missing folders are created on write)."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise UserError(f"{what} {str(path)!r} is a folder; expected a file path")
+    parent = p.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UserError(f"{what} {str(path)!r} cannot be written: {str(parent)!r} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise UserError(f"{what} {str(path)!r} cannot be written: no write permission in {str(parent)!r}")
+
+
+def check_writable_folder(path, what: str = "output folder") -> None:
+    """One UserError unless `path` is, or can be created as, a writable folder."""
+    p = Path(path).expanduser()
+    if p.exists() and not p.is_dir():
+        raise UserError(f"{what} {str(path)!r} exists and is a file; expected a folder")
+    parent = p
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UserError(f"{what} {str(path)!r} cannot be created: {str(parent)!r} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"{what} {str(path)!r} cannot be written: no write permission in {str(parent)!r}")
 
 
 def side_by_side(images: list[torch.Tensor], labels: list[str] | None = None, height: int | None = None) -> Image.Image:

@@ -14,17 +14,25 @@ are not a multiple of what the network needs are reflect-padded and cropped back
 from __future__ import annotations
 
 import math
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from inversa.errors import UserError
-from inversa.imageio import load_image, save_image, side_by_side
+from inversa.imageio import as_image, save_image, side_by_side
 
 TASKS = ("inpaint", "deblur", "sr", "denoise")
+MIN_SIDE = 8  # smallest restored side accepted (smaller is a size mistake, not a photo)
+
+
+def progress_enabled(progress: bool = True) -> bool:
+    """`progress`, unless the environment asks for silence (TQDM_DISABLE=1, as tqdm reads it)."""
+    return bool(progress) and os.environ.get("TQDM_DISABLE", "").strip().lower() not in ("1", "true", "yes")
 
 
 @dataclass
@@ -72,36 +80,72 @@ def _pad_to(x: torch.Tensor, multiple: int, mode: str = "reflect") -> tuple[torc
 
 def restore(image, *, task: str | None = None, preset: str | None = None, simulate: bool = False, mask=None,
             kernel=None, blur_std: float = 3.0, factor: int = 4, sigma: float | None = None, solver: str = "dps",
-            steps: int = 50, seed: int = 0, model=None, prior=None, max_size: int = 512, device: str = "cpu",
+            steps: int = 50, seed: int = 0, model=None, prior=None, max_size: int = 512, device: str = "auto",
             solver_params: dict | None = None, prior_options: dict | None = None, callback=None,
             progress: bool = True) -> RestoreResult:
-    """Restore `image` (a path or a (1, C, H, W) tensor in [0, 1]). See the module docstring."""
+    """Restore `image`: a file path, a PIL image, a NumPy array (H, W[, C], uint8 or float in [0, 1])
+    or a tensor (1, C, H, W) in [0, 1]. `mask` (inpainting, white/1 = missing in files, 1 = observed in
+    tensors) and `kernel` take paths or arrays. `device`: "auto" (CUDA when available), "cpu", "cuda:N".
+    `model`: a bundled name, diffusers folder or hub id, or give a loaded `prior`. Every argument is
+    checked before the model is loaded. See the module docstring for the two modes."""
     from inversa import operators as ops
+    from inversa.device import resolve_device
+    from inversa.params import check_solver_params
     from inversa.pretrained import load_prior
     from inversa.solvers import make_solver
 
-    if task is None and preset is None:
-        raise UserError(f"give a task ({', '.join(TASKS)}) or a preset ({', '.join(ops.PRESETS)})")
-    if task is not None and task not in TASKS:
-        raise UserError(f"unknown task {task!r}; accepted: {', '.join(TASKS)}")
-    if preset is not None and preset not in ops.PRESETS:
-        raise UserError(f"unknown preset {preset!r}; accepted: {', '.join(ops.PRESETS)}")
-    if sigma is not None and not (sigma >= 0 and math.isfinite(sigma)):
-        raise UserError(f"sigma must be a finite number >= 0 (in [0, 1] image units), got {sigma}")
-    if not isinstance(steps, int) or steps <= 0:
-        raise UserError(f"steps must be a positive integer, got {steps}")
-    if not isinstance(factor, int) or factor < 1:
-        raise UserError(f"factor must be a positive integer, got {factor}")
+    _check_settings(task, preset, sigma, steps, factor, max_size, blur_std, seed)
+    dev = resolve_device(device)
+    solver = str(solver)
+    solver_params = check_solver_params(solver, solver_params)  # unknown names/values before any loading
+    progress = progress_enabled(progress)
     simulate = simulate or preset is not None
-    x = load_image(image) if not isinstance(image, torch.Tensor) else image
-    if isinstance(mask, (str, Path)):
-        mask = ops.load_mask(mask)
+    x = as_image(image)
+    if kernel is not None:
+        kernel = ops.load_kernel(kernel)  # a missing or malformed kernel file before any loading
+    if mask is not None and not isinstance(mask, torch.Tensor):  # files, PIL, arrays: white = missing
+        mask = ops.load_mask(mask if isinstance(mask, (str, Path, np.ndarray)) else np.asarray(mask))
     if mask is not None and not simulate and tuple(mask.shape[-2:]) != tuple(x.shape[-2:]):  # before loading a model
         raise UserError(f"mask is {mask.shape[-1]}x{mask.shape[-2]} but the image is {x.shape[-1]}x{x.shape[-2]}; they must match")
-    solver_obj = make_solver(solver, None if solver == "naive" else (prior or load_prior(model, device=device, **(prior_options or {}))), **(solver_params or {}))
-    multiple = getattr(getattr(solver_obj, "prior", None), "size_multiple", 1)
-    messages = []
     scale_for_size = factor if (task == "sr" and not simulate) else 1
+    x, mask, messages = _fit_size(x, mask, scale_for_size, max_size)
+    if solver.lower() != "naive":
+        if prior is None:
+            prior = load_prior(model, device=dev, **(prior_options or {}))
+        if "sampler" not in solver_params and type(prior.scheduler).__name__ == "DDIMScheduler":
+            solver_params = {**solver_params, "sampler": "ddim"}  # the scheduler's own sampler
+            messages.append("the prior's scheduler is a DDIMScheduler: sampling with DDIM steps (solver_params "
+                            "sampler='ddpm' for ancestral steps)")
+    solver_obj = make_solver(solver, prior, **solver_params)
+    multiple = getattr(getattr(solver_obj, "prior", None), "size_multiple", 1)
+    gens = [torch.Generator().manual_seed(seed)]
+    y, op, clean, (h, w) = _measurement(x, mask, task=task, preset=preset, simulate=simulate, multiple=multiple,
+                                        factor=factor, scale_for_size=scale_for_size, kernel=kernel,
+                                        blur_std=blur_std, sigma=sigma, seed=seed)
+    if messages and progress:
+        print("; ".join(messages), file=sys.stderr)
+    with torch.no_grad():
+        naive = op.naive_inverse(y).clamp(0, 1)
+    out = solver_obj(y, op, generator=gens, num_steps=steps, callback=callback, progress=progress)
+    crop = lambda t: t[..., :h, :w]  # noqa: E731
+    Hp, Wp = out.x.shape[-2:]  # the padded size: the measurement is cropped in proportion
+    hy, wy = math.ceil(h * y.shape[-2] / Hp), math.ceil(w * y.shape[-1] / Wp)
+    result = RestoreResult(restored=crop(out.x).cpu(), measurement=y[..., :hy, :wy].cpu(), naive=crop(naive).cpu(),
+                           clean=crop(clean).cpu() if clean is not None else None, messages=messages)
+    result.metadata = {"mode": "simulate" if simulate else "damaged", "task": task, "preset": preset, "seed": seed,
+                       "operator": op.metadata(), **out.metadata}
+    if clean is not None:
+        from inversa.eval.metrics import psnr, ssim
+
+        for key, est in (("restored", result.restored), ("naive", result.naive)):
+            result.metrics[f"psnr_{key}"] = float(psnr(est, result.clean)[0])
+            result.metrics[f"ssim_{key}"] = float(ssim(est, result.clean)[0])
+    return result
+
+
+def _fit_size(x, mask, scale_for_size: int, max_size: int):
+    """Downscale so the restoration's longer side is at most `max_size`; refuse tiny restorations."""
+    messages = []
     if max(x.shape[-2:]) * scale_for_size > max_size:
         s = max_size / (max(x.shape[-2:]) * scale_for_size)
         new = (max(1, round(x.shape[-2] * s)), max(1, round(x.shape[-1] * s)))
@@ -109,8 +153,16 @@ def restore(image, *, task: str | None = None, preset: str | None = None, simula
         x = F.interpolate(x, size=new, mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)
         if mask is not None and isinstance(mask, torch.Tensor):
             mask = F.interpolate(mask.float().reshape(1, 1, *mask.shape[-2:]), size=new, mode="nearest")[0, 0]
+    if min(x.shape[-2:]) * scale_for_size < MIN_SIDE:
+        raise UserError(f"the restoration would be {x.shape[-1] * scale_for_size}x{x.shape[-2] * scale_for_size} pixels: "
+                        f"too small (at least {MIN_SIDE} a side); give a larger image, or raise max_size / lower factor")
+    return x, mask, messages
 
-    gens = [torch.Generator().manual_seed(seed)]
+
+def _measurement(x, mask, *, task, preset, simulate, multiple, factor, scale_for_size, kernel, blur_std, sigma, seed):
+    """(y, operator, clean or None, (h, w) of the restoration before padding)."""
+    from inversa import operators as ops
+
     if simulate:
         # SR presets need sides divisible by the factor as well as by the network's stride.
         clean, (h, w) = _pad_to(x, math.lcm(multiple, factor, 4 if preset == "sr4" else 1))
@@ -136,25 +188,33 @@ def restore(image, *, task: str | None = None, preset: str | None = None, simula
             h, w = hy * scale_for_size, wy * scale_for_size
             op = make_operator(task, tuple(y.shape[-2:]), kernel=kernel, blur_std=blur_std, factor=factor, sigma=sigma, seed=seed)
         clean = None
-    if messages and progress:
-        print("; ".join(messages), file=sys.stderr)
-    with torch.no_grad():
-        naive = op.naive_inverse(y).clamp(0, 1)
-    out = solver_obj(y, op, generator=gens, num_steps=steps, callback=callback, progress=progress)
-    crop = lambda t: t[..., :h, :w]  # noqa: E731
-    Hp, Wp = out.x.shape[-2:]  # the padded size: the measurement is cropped in proportion
-    hy, wy = math.ceil(h * y.shape[-2] / Hp), math.ceil(w * y.shape[-1] / Wp)
-    result = RestoreResult(restored=crop(out.x).cpu(), measurement=y[..., :hy, :wy].cpu(), naive=crop(naive).cpu(),
-                           clean=crop(clean).cpu() if clean is not None else None, messages=messages)
-    result.metadata = {"mode": "simulate" if simulate else "damaged", "task": task, "preset": preset, "seed": seed,
-                       "operator": op.metadata(), **out.metadata}
-    if clean is not None:
-        from inversa.eval.metrics import psnr, ssim
+    return y, op, clean, (h, w)
 
-        for key, est in (("restored", result.restored), ("naive", result.naive)):
-            result.metrics[f"psnr_{key}"] = float(psnr(est, result.clean)[0])
-            result.metrics[f"ssim_{key}"] = float(ssim(est, result.clean)[0])
-    return result
+
+def _check_settings(task, preset, sigma, steps, factor, max_size, blur_std, seed) -> None:
+    """One UserError for the first out-of-range setting of `restore` (before anything is loaded)."""
+    from inversa import operators as ops
+
+    if task is None and preset is None:
+        raise UserError(f"give a task ({', '.join(TASKS)}) or a preset ({', '.join(ops.PRESETS)})")
+    if task is not None and task not in TASKS:
+        raise UserError(f"unknown task {task!r}; accepted: {', '.join(TASKS)}")
+    if preset is not None and preset not in ops.PRESETS:
+        raise UserError(f"unknown preset {preset!r}; accepted: {', '.join(ops.PRESETS)}")
+    if sigma is not None and not (sigma >= 0 and math.isfinite(sigma)):
+        raise UserError(f"sigma must be a finite number >= 0 (in [0, 1] image units), got {sigma}")
+    if not isinstance(steps, int) or steps <= 0:
+        raise UserError(f"steps must be a positive integer, got {steps}")
+    if not isinstance(factor, int) or isinstance(factor, bool) or factor < 1:
+        raise UserError(f"factor must be a positive integer, got {factor}")
+    if sigma is not None and sigma > 1:
+        raise UserError(f"sigma {sigma} is above 1; it is in [0, 1] image units (0.025 = the literature's 0.05 on [-1, 1])")
+    if not isinstance(max_size, int) or max_size < MIN_SIDE:
+        raise UserError(f"max_size must be an integer >= {MIN_SIDE}, got {max_size!r}")
+    if not (isinstance(blur_std, (int, float)) and math.isfinite(blur_std) and blur_std > 0):
+        raise UserError(f"blur_std must be a positive number of pixels, got {blur_std!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise UserError(f"seed must be a non-negative integer, got {seed!r}")
 
 
 def write_outputs(result: RestoreResult, out, *, measurement=None, comparison=None) -> list[Path]:

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from inversa.device import resolve_device
 from inversa.errors import UserError
 from inversa.eval import metrics, store
 from inversa.eval.config import FROZEN, EvalConfig, as_int, read_config_file
@@ -329,7 +330,7 @@ def run_eval(config: EvalConfig | dict, *, progress: bool = True, callback=None,
         stems[p.stem] = p.name
     images = [p.name for p in paths]
     index, count, state = _shard(num_shards, shard_index, cfg.device)
-    device = torch.device(cfg.device) if cfg.device else state.device
+    device = resolve_device(cfg.device) if cfg.device and str(cfg.device).lower() != "auto" else state.device
 
     prior = None
     if any(s != NAIVE for s in cfg.solvers):
@@ -443,7 +444,8 @@ def main_cli(args) -> int:
         cfg.require("out")
         paths = merge(cfg.out)
     else:
-        result = run_eval(values, num_shards=as_int(args.num_shards, "--num-shards", 1),
+        result = run_eval(values, progress=getattr(args, "progress", True),
+                          num_shards=as_int(args.num_shards, "--num-shards", 1),
                           shard_index=as_int(args.shard_index, "--shard-index", 0))
         paths = result["merged"]
     if paths:

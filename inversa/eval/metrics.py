@@ -111,7 +111,10 @@ def _conv_params(state: dict) -> list[tuple[torch.Tensor, torch.Tensor]]:
 
 @lru_cache(maxsize=8)
 def _lpips_model(net: str, path: str | None, device: str):
-    import lpips as lpips_pkg
+    try:
+        import lpips as lpips_pkg
+    except ImportError:
+        raise MetricUnavailable("LPIPS unavailable: the lpips package is not installed: pip install 'inversa[eval]'") from None
 
     state, source = _load_backbone_state(net, Path(path) if path else None)
     with warnings.catch_warnings():
@@ -197,7 +200,7 @@ def _unavailable(exc: Exception) -> MetricUnavailable:
     if isinstance(exc, MetricUnavailable):
         return exc
     if isinstance(exc, ModuleNotFoundError) and "fidelity" in str(exc).lower():
-        reason = "torch-fidelity is not installed (it provides the Inception network)"
+        reason = "torch-fidelity is not installed (it provides the Inception network): pip install 'inversa[eval]'"
     else:
         reason = f"{type(exc).__name__}: {exc}"
     return MetricUnavailable(f"FID unavailable: {reason}".splitlines()[0])

@@ -299,6 +299,8 @@ def convert_checkpoint(src: str | Path, out_dir: str | Path, *, config: str | AD
     src, out_dir = Path(src).expanduser(), Path(out_dir).expanduser()
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise UserError(f"output {str(out_dir)!r} already exists and is not an empty folder; choose a new -o DIR")
+    if config != "auto":  # a preset name is checked before the (large) file is read
+        config = resolve_config(config, {}, src.name)
     entry = registry.find_adm_file(src.name)
     sd = safe_load.load_state_dict(src)
     source_sha = safe_load.check_sha256(src, entry.sha256 if entry else None)

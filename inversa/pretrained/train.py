@@ -189,8 +189,8 @@ def train(
     exports) once that much wall time has passed in this call; with lr_schedule="constant" the
     result equals a run with `steps` set to the step reached. Returns a summary dict.
     """
-    if size % 2 ** (len(channels) - 1):
-        raise UserError(f"--size {size}: must be a multiple of {2 ** (len(channels) - 1)}")
+    if size < 1 or size % 2 ** (len(channels) - 1):
+        raise UserError(f"--size {size}: must be a positive multiple of {2 ** (len(channels) - 1)}")
     for name, v in (("steps", steps), ("batch-size", batch_size), ("checkpoint-every", checkpoint_every)):
         if v < 1:
             raise UserError(f"--{name} {v}: must be a positive integer")

@@ -1,0 +1,37 @@
+"""Torch devices named by users: "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:1", "mps".
+
+Checked before any model is loaded, so a device that is not there is one line, not a torch traceback.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from inversa.errors import UserError
+
+AUTO = "auto"
+
+
+def resolve_device(spec: str | torch.device | None = AUTO) -> torch.device:
+    """The torch device for `spec` (None or "auto": cuda when available, else cpu); UserError if it
+    is malformed or not present on this machine."""
+    if isinstance(spec, torch.device):
+        spec = str(spec)
+    if spec is None or str(spec).strip().lower() == AUTO:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(str(spec).strip())
+    except (RuntimeError, ValueError):
+        raise UserError(f"device {spec!r} is not a torch device; accepted: auto, cpu, cuda, cuda:N, mps") from None
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            raise UserError(f"device {spec!r} is not available: this machine has no CUDA GPU; accepted: auto, cpu")
+        if dev.index is not None and dev.index >= n:
+            raise UserError(f"device {spec!r} is not available: this machine has {n} CUDA GPU(s) (cuda:0..cuda:{n - 1})")
+    elif dev.type == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise UserError(f"device {spec!r} is not available on this machine; accepted: auto, cpu")
+    elif dev.type != "cpu":
+        raise UserError(f"device {spec!r} is not supported; accepted: auto, cpu, cuda, cuda:N, mps")
+    return dev

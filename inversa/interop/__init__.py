@@ -1,0 +1,1 @@
+"""Bridges to other libraries (optional extras): `inversa.interop.deepinv` (pip install 'inversa[deepinv]')."""

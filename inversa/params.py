@@ -1,0 +1,147 @@
+"""Solver parameters read off the solver classes: what `inversa solvers` lists and what `--param`
+is checked against before any model is loaded.
+
+A solver's parameters are the keyword arguments of its `__init__` and of the `__init__` of each
+class above it that it forwards `**kwargs` to (DPS -> Solver). A solver with a `base` parameter
+(CMI-DPS) also takes the parameters of the base solver named by `base`. Types come from the
+annotations (`float | None`, `int`, `bool`, `str`); a value of the wrong kind, or a name no class
+declares, is one `UserError` naming it and what is accepted.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+
+from inversa.errors import UserError
+
+_KINDS = {"bool": bool, "int": int, "float": float, "str": str, "None": type(None)}
+
+
+@dataclass(frozen=True)
+class Param:
+    """One keyword parameter of a solver: its name, default and accepted kinds ('float', 'None', ...)."""
+
+    name: str
+    default: object
+    kinds: tuple[str, ...]  # empty: any value
+
+    def describe(self) -> str:
+        kinds = " or ".join(_word(k) for k in self.kinds) or "any value"
+        return f"{self.name}={self.default!r} ({kinds})"
+
+    def accepts(self, value) -> bool:
+        if not self.kinds:
+            return True
+        for kind in self.kinds:
+            t = _KINDS[kind]
+            if t is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+                return True
+            if t is int and isinstance(value, int) and not isinstance(value, bool):
+                return True
+            if t not in (int, float) and isinstance(value, t):
+                return True
+        return False
+
+
+def _word(kind: str) -> str:
+    return {"float": "a number", "int": "an integer", "bool": "true/false", "str": "text", "None": "none"}[kind]
+
+
+def _kinds(annotation, default) -> tuple[str, ...]:
+    """Accepted kinds from a (string) annotation, else from the default's type."""
+    if annotation is inspect.Parameter.empty:
+        return (type(default).__name__,) if type(default).__name__ in _KINDS and default is not None else ()
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+    parts = tuple(p.strip() for p in text.replace("Optional[", "").rstrip("]").split("|"))
+    return parts if all(p in _KINDS for p in parts) else ()
+
+
+def _class_params(cls: type) -> list[Param]:
+    """Keyword parameters of `cls.__init__` and of the parents it forwards **kwargs to."""
+    out: dict[str, Param] = {}
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None or klass is object:
+            continue
+        forwards = False
+        for p in list(inspect.signature(init).parameters.values())[1:]:
+            if p.kind is p.VAR_KEYWORD:
+                forwards = True
+            elif p.name != "prior" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is not p.empty:
+                out.setdefault(p.name, Param(p.name, p.default, _kinds(p.annotation, p.default)))
+        if not forwards or klass.__name__ == "Naive":
+            break
+    return list(out.values())
+
+
+def solver_classes() -> dict[str, type]:
+    from inversa.solvers.registry import SOLVERS
+
+    return dict(SOLVERS)
+
+
+def solver_params(name: str, base: str | None = None) -> list[Param]:
+    """The parameters `make_solver(name, prior, **params)` accepts (with `base` for composed solvers)."""
+    classes = solver_classes()
+    key = str(name).lower().replace("_", "-")
+    if key not in classes:
+        raise UserError(f"unknown solver {name!r}; accepted: {', '.join(classes)}")
+    params = _class_params(classes[key])
+    by_name = {p.name: p for p in params}
+    if "base" in by_name:
+        base_key = str(base if base is not None else by_name["base"].default).lower().replace("_", "-")
+        if base_key in classes and base_key != key:
+            params += [p for p in _class_params(classes[base_key]) if p.name not in by_name]
+    return params
+
+
+def check_solver_params(name: str, params: dict | None) -> dict:
+    """`params` unchanged if every name is a parameter of solver `name` and every value of its kind;
+    else one UserError naming the bad one and what is accepted."""
+    params = dict(params or {})
+    spec = {p.name: p for p in solver_params(name, params.get("base"))}
+    for key, value in params.items():
+        if key not in spec:
+            accepted = ", ".join(spec) or "none (it takes no parameters)"
+            raise UserError(f"unknown parameter {key!r} for solver {name}; accepted: {accepted}")
+        if not spec[key].accepts(value):
+            raise UserError(f"parameter {key}={value!r} for solver {name}: expected "
+                            f"{' or '.join(_word(k) for k in spec[key].kinds)}")
+    return params
+
+
+def format_solvers() -> str:
+    """The `inversa solvers` listing: each solver, its summary line and parameters with defaults."""
+    lines = []
+    for key, cls in solver_classes().items():
+        lines.append(f"{key}: {_summary(cls)}")
+        params = solver_params(key)
+        base = next((p for p in params if p.name == "base"), None)
+        for p in params:
+            lines.append(f"    {p.describe()}")
+        if base is not None:
+            lines.append(f"    (and the parameters of the solver named by base; shown: base={base.default!r})")
+        if not params:
+            lines.append("    (no parameters)")
+    return "\n".join(lines)
+
+
+def _summary(cls: type) -> str:
+    """The first sentence of a class docstring."""
+    text = " ".join((inspect.getdoc(cls) or cls.__name__).split("\n\n")[0].split())
+    for stop in (". ", ": "):
+        text = text.split(stop)[0]
+    return text.rstrip(".:")
+
+
+def solvers_json() -> list[dict]:
+    """The same listing as data (`inversa solvers --json`)."""
+    return [{"name": key, "class": cls.__name__, "summary": _summary(cls),
+             "parameters": [{"name": p.name, "default": p.default if _jsonable(p.default) else repr(p.default),
+                             "kinds": list(p.kinds)} for p in solver_params(key)]}
+            for key, cls in solver_classes().items()]
+
+
+def _jsonable(v) -> bool:
+    return v is None or isinstance(v, (bool, int, float, str))
