@@ -10,7 +10,7 @@ Per setting: the floor (two exact sample sets) and the prior alone, then each so
 at each step count: sliced W2 to exact posterior samples (all / observed / unobserved coordinates),
 the worst posterior-mean error and the variance-ratio range on each split, network forwards and VJPs
 per step, wall seconds; the earlier forms (DPS's uncapped step, C-DPS paper, CA-DPS diagonal) run beside
-the defaults. --cg-curve adds CA-DPS at k = 1, 2, 4, 8 CG iterations (its cost per step is
+the defaults. --cg-curve adds CA-DPS at k = 1, 2, 4, 8 CG iterations (at --curve-steps) (its cost per step is
 1 + sqrt_iters + k + 1 forwards with the posterior step variance, k + 2 without). The closing lines
 check the full-covariance issue's targets on the mixture (100 steps against DPS at 1000).
 Run with OMP_NUM_THREADS=1 on a shared machine; the full default run takes a while on 2 cores.
@@ -55,10 +55,12 @@ HEADER = (f"  {'solver @ steps':<34} {'SW2':>6} {'SW2obs':>7} {'SW2unobs':>8}  {
 EARLIER = {"dps": {"step_rule": "stride"}, "c-dps": {"variant": "paper"}, "ca-dps": {"covariance": "diagonal"}}
 
 
-def configs(solvers, cg_curve):
-    out = [(name, {}) for name in solvers] + [(name, EARLIER[name]) for name in solvers if name in EARLIER]
+def configs(solvers, steps, cg_curve, curve_steps):
+    """(solver, params, step counts): every solver at every step count, the earlier forms beside them, and
+    the CA-DPS CG curve at `curve_steps`."""
+    out = [(name, {}, steps) for name in solvers] + [(name, EARLIER[name], steps) for name in solvers if name in EARLIER]
     if cg_curve:
-        out += [("ca-dps", {"cg_iters": k}) for k in (1, 2, 4, 8)]
+        out += [("ca-dps", {"cg_iters": k}, [curve_steps]) for k in (1, 2, 4, 8)]
     return out
 
 
@@ -69,6 +71,7 @@ def main(argv=None):
     ap.add_argument("--settings", default=",".join(ALL_SETTINGS))
     ap.add_argument("--solvers", default=",".join(k for k in SOLVERS if k != "naive"))
     ap.add_argument("--cg-curve", action="store_true")
+    ap.add_argument("--curve-steps", type=int, default=100, help="step count of the CG curve")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     steps = [int(s) for s in args.steps.split(",")]
@@ -91,8 +94,8 @@ def main(argv=None):
         print(_row("exact (floor)", base["exact"]))
         print(_row("prior alone", base["prior"]))
         results[name] = {"exact": base["exact"], "prior": base["prior"]}
-        for solver, params in configs(solvers, args.cg_curve):
-            for n in steps:
+        for solver, params, counts in configs(solvers, steps, args.cg_curve, args.curve_steps):
+            for n in counts:
                 label = f"{solver}{''.join(f' {k}={v}' for k, v in params.items())} @ {n}"
                 try:
                     r = run_solver(st, make_solver(solver, st.prior, clip_x0=False, **params), args.samples, n, ref)

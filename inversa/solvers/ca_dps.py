@@ -46,7 +46,7 @@ import math
 
 import torch
 
-from inversa.errors import UserError
+from inversa.errors import UserError, check_choice, check_positive_int
 from inversa.pretrained.prior import Prediction
 from inversa.solvers.base import StepState, rademacher, randn
 from inversa.solvers.cg import cg
@@ -87,38 +87,27 @@ def step_coefficients(prior, t: int, t_prev: int, eta: float) -> tuple[float, fl
 
 
 class CADPS(DPS):
-    """Covariance-aware DPS. Parameters (paper variant): `delta` (finite-difference step on the model
-    scale), `fd_probes` (Rademacher probes for diag Cov), `cg_iters`/`cg_tol` (measurement-space CG),
-    `multiplier` (guidance multiplier, 1 = the derived step), `step_variance`, `sigma_min` (noise floor
-    on the model scale so noiseless problems keep a proper likelihood), `cov_max` (upper clamp of S_t:
-    a pixel in [-1, 1] has variance <= 1), `mean_shift`. Reference variant: DPS's
-    `scale`/`rescale_for_steps`."""
+    """Covariance-aware DPS: the full posterior covariance, matrix-free; k + sqrt_iters + 2 forwards and no VJP per step."""
 
     name = "ca-dps"
     needs_grad = True
 
-    def __init__(self, prior, *, variant: str = "paper", delta: float = 1e-3, fd_probes: int = 1, cg_iters: int = 4,
+    def __init__(self, prior, *, variant: str = "paper", delta: float = 1e-3, fd_probes: int = 1, cg_iters: int = 2,
                  cg_tol: float = 1e-4, multiplier: float = 1.0, step_variance: str = "posterior", sigma_min: float = 1e-3,
                  cov_max: float = 1.0, mean_shift: str = "covariance", covariance: str = "full",
                  cov_product: str = "finite-difference", sqrt_iters: int = 4, full_below: float = math.inf,
                  data_var: float = 0.25, **kwargs):
         super().__init__(prior, **kwargs)
-        if variant not in VARIANTS:
-            raise UserError(f"CA-DPS variant {variant!r} is unknown; accepted: {', '.join(VARIANTS)}")
-        if mean_shift not in MEAN_SHIFTS:
-            raise UserError(f"mean_shift {mean_shift!r} is unknown; accepted: {', '.join(MEAN_SHIFTS)}")
-        if covariance not in COVARIANCES:
-            raise UserError(f"covariance {covariance!r} is unknown; accepted: {', '.join(COVARIANCES)}")
-        if cov_product not in PRODUCTS:
-            raise UserError(f"cov_product {cov_product!r} is unknown; accepted: {', '.join(PRODUCTS)}")
-        if step_variance not in STEP_VARIANCES:
-            raise UserError(f"step_variance {step_variance!r} is unknown; accepted: {', '.join(STEP_VARIANCES)}")
+        check_choice("CA-DPS variant", variant, VARIANTS)
+        check_choice("mean_shift", mean_shift, MEAN_SHIFTS)
+        check_choice("covariance", covariance, COVARIANCES)
+        check_choice("cov_product", cov_product, PRODUCTS)
+        check_choice("step_variance", step_variance, STEP_VARIANCES)
         for key, val in (("delta", delta), ("cg_tol", cg_tol), ("sigma_min", sigma_min), ("cov_max", cov_max)):
             if not val > 0:
                 raise UserError(f"{key} must be positive, got {val}")
         for key, val in (("fd_probes", fd_probes), ("cg_iters", cg_iters), ("sqrt_iters", sqrt_iters)):
-            if not (isinstance(val, int) and val >= 1):
-                raise UserError(f"{key} must be a positive integer, got {val!r}")
+            check_positive_int(key, val)
         if not multiplier >= 0:
             raise UserError(f"multiplier must be non-negative, got {multiplier}")
         self.variant, self.delta, self.fd_probes = variant, float(delta), fd_probes

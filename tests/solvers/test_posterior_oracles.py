@@ -29,6 +29,15 @@ def _log_pt(pm, x, a):
     return torch.logsumexp(torch.stack([w.log() + c.log_prob(x) for w, c in zip(pm.weights, comps)], 1), 1)
 
 
+def _assert_exact_band(r):
+    """Posterior mean error < 0.05 and variance ratio in [0.8, 1.25] on observed and unobserved coordinates."""
+    for part in ("obs", "unobs"):
+        if f"mean_err_{part}" in r:
+            assert r[f"mean_err_{part}"] < 0.05
+            lo, hi = r[f"var_ratio_{part}"]
+            assert 0.8 <= lo and hi <= 1.25
+
+
 @pytest.mark.parametrize("make", [correlated_gaussian, correlated_mixture])
 @pytest.mark.parametrize("t", [50, 500, 950])
 def test_eps_network_is_the_exact_score(make, t):
@@ -102,17 +111,13 @@ def test_shared_generator_probes_are_one_draw():
 def test_ca_dps_full_covariance_samples_the_correlated_posterior(op_name):
     """The full-covariance issue's band: posterior mean error < 0.05 and variance ratio in [0.8, 1.25] on the
     observed and on the unobserved coordinates (blur: coordinates whose variance y halves count as observed),
-    CA-DPS defaults, 25 steps, 2000 samples; at most k + sqrt_iters + 2 forwards per step and no VJP."""
+    CA-DPS defaults, 100 steps, 1000 samples; at most k + sqrt_iters + 2 forwards per step and no VJP."""
     s = make_setting("gauss", op_name)
-    _, ref = baselines(s, 2000)
+    _, ref = baselines(s, 1000)
     solver = make_solver("ca-dps", s.prior, clip_x0=False)
-    r = run_solver(s, solver, 2000, 25, ref)
+    r = run_solver(s, solver, 1000, 100, ref)
     print(op_name, r)
-    for part in ("obs", "unobs"):
-        if f"mean_err_{part}" in r:
-            assert r[f"mean_err_{part}"] < 0.05
-            lo, hi = r[f"var_ratio_{part}"]
-            assert 0.8 <= lo and hi <= 1.25
+    _assert_exact_band(r)
     p = solver.params()
     assert r["nfe_per_step"] <= p["cg_iters"] + p["sqrt_iters"] + 2 and r["vjp_per_step"] == 0
     if op_name == "inpaint":  # what a diagonal covariance cannot do: the hidden block is informed by its border
@@ -153,3 +158,16 @@ def test_benchmark_reduced_run():
     assert out.returncode == 0, out.stderr
     for line in ("gauss-inpaint:", "mix-sr2:", "exact (floor)", "prior alone", "ca-dps @ 3", "c-dps @ 3"):
         assert line in out.stdout
+
+
+@pytest.mark.xfail(strict=True, reason="measured (1000 samples, 25 steps; inpainting mean error 0.10, observed variance ratio 1.6-2.9; blur "
+                   "mean error 0.07): C-DPS's step conditions the DDPM prior step "
+                   "N(mu_t, beta_tilde I) on y_{t-1}, not p(x0 | x_t) on y, so it is not exact on Gaussians in either "
+                   "variant; see docs/posterior.md for the figures")
+@pytest.mark.parametrize("op_name", ["inpaint", "blur"])
+def test_c_dps_default_on_the_correlated_gaussian(op_name):
+    s = make_setting("gauss", op_name)
+    _, ref = baselines(s, 500)
+    r = run_solver(s, make_solver("c-dps", s.prior, clip_x0=False), 500, 25, ref)
+    print(op_name, r)
+    _assert_exact_band(r)
