@@ -233,7 +233,7 @@ def test_transparency_note_and_brush_width(app_demo, tmp_path):
         path = tmp_path / f"{w}.png"
         Image.new("RGB", (w, h), (1, 2, 3)).save(path)
         sizes[w] = app.check_photo({"path": str(path)}).brush.default_size
-    assert sizes == {96: 3, 900: 30, 3000: 34}  # ~1/30 of the editor's image (at most 1024 px)
+    assert sizes == {96: 2, 900: 15, 3000: 17}  # radius ~1/60 of the editor's image (at most 1024 px)
 
 
 def test_noise_estimate(tmp_path):
