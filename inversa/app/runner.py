@@ -62,6 +62,19 @@ def has_transparency(im: Image.Image) -> bool:
 TRANSPARENT_NOTE = "the photo's transparent parts were filled with white (the solver sees no transparency)"
 
 
+def photo_facts(path, name: str | None = None) -> tuple[tuple[int, int], bool]:
+    """((w, h) as shown upright, whether any pixel is transparent), decoding pixels only for images
+    with an alpha channel (a 12-megapixel JPEG is not decoded to be measured)."""
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # EXIF orientations that swap the sides
+                w, h = h, w
+            return (w, h), has_transparency(im)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        raise UserError(f"{name or Path(path).name!r} is not a readable image; accepted: {IMAGE_FORMATS}") from None
+
+
 # --- sizes -----------------------------------------------------------------------------------------
 def working_size(w: int, h: int, max_side: int) -> tuple[int, int]:
     """(w, h) of the photo as the solver gets it: the longer side at most `max_side`."""

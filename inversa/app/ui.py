@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 
 from inversa.app.runner import (MAX_SIDE_LABEL, NOISE_LABEL, TRANSPARENT_NOTE, Cancelled, ModelCache,
-                                check_image_file, estimate_photo_noise, has_transparency, load_mask_for,
-                                method_cost, method_guide, method_label, open_upright, params_help, parse_params,
+                                check_image_file, estimate_photo_noise, load_mask_for,
+                                method_guide, method_label, open_upright, params_help, parse_params, photo_facts,
                                 plan_sizes, restore_kwargs, run_stream, solver_signature, worse_than_naive)
 from inversa.errors import UserError
 
@@ -105,11 +105,11 @@ class _App:
         if not payload:
             return ""
         try:
-            im = open_upright(payload["path"], payload.get("orig_name"))
-            note = plan_sizes(im.size, mode=mode, task=task, factor=factor, preset=preset, max_side=max_side).note()
+            size, transparent = photo_facts(payload["path"], payload.get("orig_name"))
+            note = plan_sizes(size, mode=mode, task=task, factor=factor, preset=preset, max_side=max_side).note()
         except UserError as exc:
             return f"⚠ {exc}"
-        return note + (f" Note: {TRANSPARENT_NOTE}." if has_transparency(im) else "")
+        return note + (f" Note: {TRANSPARENT_NOTE}." if transparent else "")
 
     def estimate_noise(self, payload, max_side, current, last_auto):
         """Fill 'Noise in my photo' with the estimate at the working size, unless the user typed
@@ -130,7 +130,7 @@ class _App:
             return
         try:
             if photo:
-                size = open_upright(photo["path"]).size
+                size = photo_facts(photo["path"])[0]
                 load_mask_for(payload["path"], size, max_pixels=self.max_pixels, name=payload.get("orig_name"))
             else:
                 check_image_file(payload["path"], max_pixels=self.max_pixels, name=payload.get("orig_name"))
@@ -434,7 +434,7 @@ def build_app(default_model=None, *, device: str | None = None, default_steps: i
                       kernel_file, factor, preset, solver, steps, seed, noise_in_photo, noise_to_add, model, max_side_in,
                       scale, start, sampler, params],
             [preview, slider, comparison, report, dl_restored, dl_comparison], api_name="restore",
-            concurrency_limit=concurrency, concurrency_id="restore", show_progress_on=[report, preview])
+            concurrency_limit=concurrency, concurrency_id="restore", show_progress_on=[preview])
         run_evt.then(lambda *files: (gr.Button(interactive=True), *(gr.update(interactive=bool(f)) for f in files)),
                      [dl_restored, dl_comparison], [run_btn, dl_restored, dl_comparison], **private)
         run_evt.failure(lambda: gr.Button(interactive=True), None, run_btn, queue=False, **private)  # (.then skips errors)
