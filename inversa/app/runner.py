@@ -112,7 +112,8 @@ class SizePlan:
                 out += f", a multiple of the x{self.factor} factor"
             out += "."
         if self.factor > 1 and self.mode == "damaged":
-            out += f" x{self.factor} super-resolution returns **{fmt(self.result)}**."
+            out += (f" x{self.factor} super-resolution returns **{fmt(self.result)}** (the solver works at that size: "
+                    f"{self.factor ** 2}x the time of the photo's own size).")
         elif self.factor > 1:
             out += (f" Simulated x{self.factor} super-resolution: reduced to {fmt(self.measurement)}, "
                     f"restored to **{rw}x{rh}**.")

@@ -259,8 +259,8 @@ def _advanced(name: str):
 
 
 def _examples(folder: Path) -> tuple[list[list], list[str]]:
-    """Offline examples (rows for photo, mode, task, mask, preset) and their labels: scikit-image's
-    astronaut and cat, and the astronaut with painted scratches."""
+    """Offline examples, rows of (photo, mode, task, mask, preset): scikit-image's astronaut and cat,
+    and the astronaut with painted scratches."""
     from PIL import Image, ImageDraw
     from skimage import data
 
@@ -279,10 +279,9 @@ def _examples(folder: Path) -> tuple[list[list], list[str]]:
     scratched.paste((255, 255, 255), mask=mask)
     scratched.save(folder / "astronaut_scratched.png")
     scratched, scratches = str(folder / "astronaut_scratched.png"), str(folder / "scratches_mask.png")
-    rows = [[scratched, "damaged", "inpaint", scratches, "box_inpaint"],
+    return [[scratched, "damaged", "inpaint", scratches, "box_inpaint"],
             [str(astro), "simulate", "inpaint", None, "box_inpaint"],
-            [str(folder / "cat.png"), "simulate", "sr", None, "sr4"]]
-    return rows
+            [str(folder / "cat.png"), "simulate", "sr", None, "sr4"]]  # the task column says what sr4 is
 
 
 def build_app(default_model=None, *, device: str | None = None, default_steps: int = 30, max_side: int = 256,
@@ -349,11 +348,12 @@ def build_app(default_model=None, *, device: str | None = None, default_steps: i
                     degraded = gr.Image(label="Degraded: what the solver sees", interactive=False, format="png",
                                         height=260, elem_id="degraded")
             with gr.Column():
-                with gr.Accordion("Which method? (guide)", open=False, elem_id="guide-box"):
+                with gr.Accordion("Which method? (guide)", open=True, elem_id="guide-box"):
                     gr.Markdown("\n".join(f"- {line}" for _, line in method_guide()) +
                                 "\n\nA network evaluation is one pass of the prior; a gradient pass costs about "
-                                "as much again. The bundled prior learnt small photo textures, not faces or "
-                                "objects: it cannot invent a face it never saw.", elem_id="guide")
+                                "as much again. The bundled prior (`inversa-photo-64`) learnt textures from 25 photos, "
+                                "not faces or objects: it cannot bring back a face's features; a face prior "
+                                "(`inversa models list`) can.", elem_id="guide")
                 solver = gr.Dropdown([(f"{method_label(s)} ({s})", s) for s in solvers], value=solvers[0],
                                      label="Method", elem_id="solver")
                 solver_help = gr.Markdown(_solver_help(solvers[0]), elem_id="solver-help")

@@ -176,7 +176,7 @@ def test_size_plan_limits_the_photo_the_solver_gets(tmp_path):
     p = plan_sizes((150, 300), mode="simulate", task="inpaint", preset="sr4", max_side=100)
     assert p.work == (48, 100) and p.measurement == (12, 25)
     assert plan_sizes((96, 72), mode="damaged", task="sr", factor=2, max_side=128).note() == \
-        "96x72 px. x2 super-resolution returns **192x144**."
+        "96x72 px. x2 super-resolution returns **192x144** (the solver works at that size: 4x the time of the photo's own size)."
     with pytest.raises(UserError, match="smaller than the x4"):
         plan_sizes((3, 50), mode="simulate", task="inpaint", preset="sr4", max_side=256)
 
