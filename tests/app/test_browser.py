@@ -187,7 +187,8 @@ def test_mask_of_the_wrong_size_or_all_white_is_refused_at_upload(page, make_pho
     Image.new("L", (40, 32), 255).save(white)
     page.locator("#mask input[type=file]").set_input_files(str(small))
     _toast(page, "the mask 'small_mask.png' is 20x20 but the photo is 40x32; they must match")
-    page.locator("#mask input[type=file]").wait_for(state="attached")  # refused: the upload box is back
+    page.locator("#mask img").wait_for(state="detached")  # refused: the upload box is back
+    page.locator("#mask").get_by_text("Drop Image Here").wait_for()
     page.locator("#mask input[type=file]").set_input_files(str(white))
     _toast(page, "the mask marks the whole photo as missing")
 
