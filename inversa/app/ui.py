@@ -122,6 +122,9 @@ class _App:
             est = f"{estimate_photo_noise(payload['path'], max_side=int(max_side), max_pixels=self.max_pixels):.4f}"
         except UserError:
             return gr.skip(), gr.skip()  # check_photo already says why
+        except Exception as exc:  # e.g. a missing wavelet library: say so, the run can still go on with a typed value
+            gr.Warning(f"could not estimate the photo's noise ({type(exc).__name__}: {exc}); type it in '{NOISE_LABEL}'")
+            return gr.skip(), gr.skip()
         return est, est
 
     def check_mask(self, payload, photo):
@@ -149,6 +152,8 @@ class _App:
             r = restore(**kw)
         except UserError as exc:
             raise _error(str(exc)) from None
+        except Exception as exc:  # one readable line, not a bare "Error" badge
+            raise gr.Error(f"could not simulate the degradation: {type(exc).__name__}: {exc}") from None
         return _pil(r.measurement, tuple(r.naive.shape[-2:]))
 
     def cancel(self, request: gr.Request):
