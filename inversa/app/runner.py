@@ -1,6 +1,7 @@
-"""The work behind the web UI, free of layout: upload checks, the page's inputs -> `restore()`
-arguments, a model cache, and a restoration run in a worker thread that streams per-step progress
-and previews and stops at the next step once cancelled."""
+"""The work behind the web UI, free of layout: upload checks, the sizes a photo is restored at, the
+page's inputs -> `restore()` arguments (typed method parameters, the noise level), a model cache,
+the method guide, and a restoration run in a worker thread that streams per-step progress and
+previews and stops at the next step once cancelled."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import copy
 import inspect
 import queue
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,8 @@ from inversa.errors import UserError
 from inversa.solvers.registry import parse_value
 
 IMAGE_FORMATS = "PNG, JPEG, BMP, TIFF, WebP"
+MAX_SIDE_LABEL = "Max photo side (px)"  # the one control that sets the size limit; the notes name it
+NOISE_LABEL = "Noise in my photo"  # restore mode's noise field; the notes name it
 
 
 def check_image_file(path, *, max_pixels: int, name: str | None = None) -> tuple[int, int]:
@@ -48,6 +52,122 @@ def open_upright(path, name: str | None = None) -> Image.Image:
         raise UserError(f"{name or Path(path).name!r} is not a readable image; accepted: {IMAGE_FORMATS}") from None
 
 
+def has_transparency(im: Image.Image) -> bool:
+    """Whether any pixel is (partly) transparent: such pixels are restored as if on white."""
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        return im.convert("RGBA").getchannel("A").getextrema()[0] < 255
+    return False
+
+
+TRANSPARENT_NOTE = "the photo's transparent parts were filled with white (the solver sees no transparency)"
+
+
+def photo_facts(path, name: str | None = None) -> tuple[tuple[int, int], bool]:
+    """((w, h) as shown upright, whether any pixel is transparent), decoding pixels only for images
+    with an alpha channel (a 12-megapixel JPEG is not decoded to be measured)."""
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # EXIF orientations that swap the sides
+                w, h = h, w
+            return (w, h), has_transparency(im)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        raise UserError(f"{name or Path(path).name!r} is not a readable image; accepted: {IMAGE_FORMATS}") from None
+
+
+# --- sizes -----------------------------------------------------------------------------------------
+def working_size(w: int, h: int, max_side: int) -> tuple[int, int]:
+    """(w, h) of the photo as the solver gets it: the longer side at most `max_side`."""
+    if max(w, h) <= max_side:
+        return w, h
+    s = max_side / max(w, h)
+    return max(1, round(w * s)), max(1, round(h * s))
+
+
+@dataclass(frozen=True)
+class SizePlan:
+    """What happens to a photo's size: `photo` as uploaded (upright), `work` the image given to
+    restore() (the measurement in restore mode, the clean photo in simulate mode), `measurement`
+    what the solver inverts, `result` the restored image."""
+
+    photo: tuple[int, int]
+    work: tuple[int, int]
+    measurement: tuple[int, int]
+    result: tuple[int, int]
+    factor: int  # the super-resolution factor, 1 for other tasks
+    mode: str
+    max_side: int
+
+    def note(self) -> str:
+        """The page's size note: what is done and which control changes it."""
+        (w, h), (ww, wh), (rw, rh) = self.photo, self.work, self.result
+        fmt = lambda s: f"{s[0]}x{s[1]}"  # noqa: E731
+        out = f"{w}x{h} px."
+        if (ww, wh) != (w, h):
+            what = "downscaled to" if max(w, h) > self.max_side else "cropped to"
+            out += f" The solver gets it {what} **{ww}x{wh}**"
+            if max(w, h) > self.max_side:
+                out += f" (longer side at most {self.max_side} px: **{MAX_SIDE_LABEL}**, right column, changes this)"
+            if self.factor > 1 and self.mode == "simulate":
+                out += f", a multiple of the x{self.factor} factor"
+            out += "."
+        if self.factor > 1 and self.mode == "damaged":
+            out += (f" x{self.factor} super-resolution returns **{fmt(self.result)}** (the solver works at that size: "
+                    f"{self.factor ** 2}x the time of the photo's own size).")
+        elif self.factor > 1:
+            out += (f" Simulated x{self.factor} super-resolution: reduced to {fmt(self.measurement)}, "
+                    f"restored to **{rw}x{rh}**.")
+        elif (ww, wh) != (w, h):
+            out += f" The result is {rw}x{rh}."
+        return out
+
+
+def sr_factor(mode: str, task: str, factor, preset: str) -> int:
+    """The super-resolution factor of a page's choice (1: not super-resolution)."""
+    if mode == "simulate":
+        from inversa import operators as ops
+
+        if preset not in ops.PRESETS:
+            raise UserError(f"unknown preset {preset!r}; accepted: {', '.join(ops.PRESETS)}")
+        return int(getattr(ops.make_preset(preset, (64, 64)), "factor", 1))
+    return int(factor) if task == "sr" else 1
+
+
+def plan_sizes(photo_size: tuple[int, int], *, mode: str, task: str, factor=4, preset="box_inpaint",
+               max_side: int) -> SizePlan:
+    """The size limit applies to the photo the user gives, before anything else: restore mode
+    inverts the photo at `work` (and super-resolution returns factor x that); simulate mode degrades
+    the photo at `work` (cropped to a multiple of the SR factor) and restores that size."""
+    max_side = int(max_side)
+    if max_side < 1:
+        raise UserError(f"the max photo side must be >= 1 px, got {max_side}")
+    f = sr_factor(mode, task, factor, preset)
+    ww, wh = working_size(*photo_size, max_side)
+    if mode == "simulate":
+        if f > 1:
+            if ww < f or wh < f:
+                raise UserError(f"the photo ({ww}x{wh} px as restored) is smaller than the x{f} super-resolution factor")
+            ww, wh = ww - ww % f, wh - wh % f
+        return SizePlan(tuple(photo_size), (ww, wh), (ww // f, wh // f), (ww, wh), f, mode, max_side)
+    return SizePlan(tuple(photo_size), (ww, wh), (ww, wh), (ww * f, wh * f), f, mode, max_side)
+
+
+def load_working_image(path, plan: SizePlan) -> torch.Tensor:
+    """The photo upright, transparency flattened to white, resized (PIL bicubic, antialiased) to fit
+    `plan.work` and cropped to it: (1, 3, H, W) in [0, 1]."""
+    from inversa.imageio import pil_to_tensor
+
+    im = open_upright(path)
+    if im.mode in ("RGBA", "LA", "P", "PA"):
+        im = Image.alpha_composite(Image.new("RGBA", im.size, (255, 255, 255, 255)), im.convert("RGBA"))
+    im = im.convert("RGB")
+    fit = working_size(*im.size, plan.max_side)
+    if fit != im.size:
+        im = im.resize(fit, Image.BICUBIC, reducing_gap=3.0)
+    return pil_to_tensor(im)[..., : plan.work[1], : plan.work[0]].contiguous()
+
+
+# --- models ----------------------------------------------------------------------------------------
 class ModelCache:
     """Each prior is loaded once per process (loads are serialised by a lock)."""
 
@@ -65,28 +185,98 @@ class ModelCache:
         return copy.copy(self._models[name])
 
 
-def solver_params(name: str) -> dict:
-    """The keyword parameters a solver accepts, with their defaults (read from its signature, so
-    solvers added later show up without UI changes)."""
-    from inversa.solvers import SOLVERS
-
+# --- method parameters -----------------------------------------------------------------------------
+def _signature_params(cls) -> dict[str, inspect.Parameter]:
     out = {}
-    for cls in reversed(SOLVERS[name].__mro__):
-        init = vars(cls).get("__init__")
+    for klass in reversed(cls.__mro__):
+        init = vars(klass).get("__init__")
         if init is not None and init is not object.__init__:
-            out.update({p.name: p.default for p in inspect.signature(init).parameters.values()
-                        if p.kind is p.KEYWORD_ONLY})
+            out.update({p.name: p for p in inspect.signature(init).parameters.values() if p.kind is p.KEYWORD_ONLY})
     return out
 
 
-def parse_params(text: str, solver: str, *, scale=None, sampler=None) -> dict:
-    """`key=value, key=value` plus the dedicated fields, checked against the solver's parameters."""
-    accepted = solver_params(solver)
-    out = {}
-    if scale is not None and "scale" in accepted:
-        out["scale"] = float(scale)
-    if sampler and "sampler" in accepted:
-        out["sampler"] = sampler
+def solver_signature(name: str) -> dict[str, inspect.Parameter]:
+    """The keyword parameters a solver accepts (read from its constructors, so solvers added later
+    show up without UI changes). A solver built on a `base` solver (CMI-DPS) also accepts its
+    default base's parameters, which come first."""
+    from inversa.solvers import SOLVERS
+
+    own = _signature_params(SOLVERS[name])
+    base = own.get("base")
+    if base is not None and isinstance(base.default, str) and base.default in SOLVERS and base.default != name:
+        return {**solver_signature(base.default), **own}
+    return own
+
+
+def solver_params(name: str) -> dict:
+    """The keyword parameters a solver accepts, with their defaults."""
+    return {k: p.default for k, p in solver_signature(name).items()}
+
+
+# How a parameter's accepted values read in an error message (checked by the solver itself).
+PARAM_RANGES = {"start": "in (0, 1]", "scale": ">= 0", "multiplier": ">= 0", "eta": ">= 0", "sampler_eta": "in [0, 1]",
+                "delta": "> 0", "cg_tol": "> 0", "sigma_min": "> 0", "cov_max": "> 0", "inverse_tol": "> 0",
+                "fd_delta": "> 0", "var_floor": "> 0", "fd_probes": ">= 1", "cg_iters": ">= 1", "probes": ">= 1",
+                "inverse_iters": ">= 1"}
+
+
+def _kind(p: inspect.Parameter) -> str:
+    """'bool', 'int', 'float', 'float?' (a number or none) or 'str', from the annotation or default."""
+    ann = p.annotation if isinstance(p.annotation, str) else getattr(p.annotation, "__name__", "")
+    ann = ann.replace(" ", "")
+    if ann in ("bool", "int", "float", "str"):
+        return ann
+    if ann in ("float|None", "None|float", "Optional[float]", "int|None", "float|int|None"):
+        return "float?"
+    d = p.default
+    return {bool: "bool", int: "int", float: "float", str: "str"}.get(type(d), "any")
+
+
+def check_param(solver: str, key: str, raw, p: inspect.Parameter):
+    """The value of `key=raw` for the solver, or one UserError line naming it and what is accepted."""
+    value = parse_value(raw) if isinstance(raw, str) else raw
+    kind, rng = _kind(p), PARAM_RANGES.get(key)
+    shown = raw if isinstance(raw, str) else str(raw)
+    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if value in (0, 1):
+            return bool(value)
+        raise UserError(f"{key}: expected true or false, got {shown!r}")
+    if kind == "int":
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise UserError(f"{key}: expected a whole number{' ' + rng if rng else ''}, got {shown!r}")
+    if kind in ("float", "float?"):
+        if number(value) and np.isfinite(value):
+            return float(value)
+        if kind == "float?" and value is None:
+            return None
+        none = " (or none for the method's default)" if kind == "float?" else ""
+        raise UserError(f"{key}: expected a number{' ' + rng if rng else ''}{none}, got {shown!r}")
+    if kind == "str":
+        return raw.strip() if isinstance(raw, str) else str(value)
+    return value
+
+
+def parse_params(text: str, solver: str, *, scale=None, sampler=None, start=None) -> dict:
+    """The method parameters to send: `key=value, key=value` plus the Advanced fields (`scale`,
+    `start`: text or numbers, `sampler`), each only when given — an empty field is the method's
+    default — typed and checked against the solver's parameters (one UserError line if not)."""
+    from inversa.solvers import SOLVERS
+
+    if solver not in SOLVERS:
+        raise UserError(f"unknown solver {solver!r}; accepted: {', '.join(SOLVERS)}")
+    accepted = solver_signature(solver)
+    out, where = {}, {}
+    for key, raw, field in (("scale", scale, "Guidance scale"), ("start", start, "Warm start"),
+                            ("sampler", sampler, "Sampler")):
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            continue
+        if key not in accepted:
+            raise UserError(f"{field}: method {solver!r} has no such setting; clear the field")
+        out[key], where[key] = check_param(solver, key, raw.strip() if isinstance(raw, str) else raw, accepted[key]), field
     for item in (text or "").replace("\n", ",").split(","):
         if not item.strip():
             continue
@@ -95,10 +285,146 @@ def parse_params(text: str, solver: str, *, scale=None, sampler=None) -> dict:
             raise UserError(f"method parameter {item.strip()!r} must look like key=value")
         if key not in accepted:
             raise UserError(f"solver {solver!r} has no parameter {key!r}; accepted: {', '.join(accepted) or 'none'}")
-        out[key] = parse_value(value)
+        if key in out:
+            raise UserError(f"{key} is set twice: in the {where[key]!r} field and in 'Other parameters'")
+        out[key], where[key] = check_param(solver, key, value, accepted[key]), "Other parameters"
+    _check_constructs(solver, out)
     return out
 
 
+def _check_constructs(solver: str, params: dict) -> None:
+    """Let the solver's own checks (ranges, choices) speak before any model is loaded: its
+    constructor runs without a prior. Only its UserError matters here; anything else (a method that
+    needs its prior to construct) is left to the real run."""
+    from inversa.solvers import SOLVERS
+
+    if solver == "naive" or not params:
+        return
+    try:
+        SOLVERS[solver](None, **params)
+    except UserError:
+        raise
+    except Exception:  # noqa: BLE001 - not a parameter problem; the run reports it if it is real
+        pass
+
+
+def parse_sigma(text, field: str = NOISE_LABEL) -> float | None:
+    """A noise level typed in a field: None when empty, else a number in [0, 1]."""
+    if text is None or (isinstance(text, str) and not text.strip()):
+        return None
+    try:
+        v = float(text)
+    except (TypeError, ValueError):
+        raise UserError(f"{field}: expected a number in [0, 1] (image units, e.g. 0.03), or empty to estimate it, "
+                        f"got {str(text).strip()!r}") from None
+    if not (0 <= v <= 1):
+        raise UserError(f"{field}: expected a number in [0, 1] (image units, e.g. 0.03), got {v:g}")
+    return v
+
+
+# --- the method guide ------------------------------------------------------------------------------
+# What each registered method is for, in plain words, and its cost per step (network evaluations,
+# gradient passes through the network; tests/app check the costs against real runs). A solver
+# registered later without an entry here still gets a line: its docstring's first sentence.
+METHODS = {
+    "dps": ("Diffusion posterior sampling", 1, 1,
+            "the reference method: plausible, sharp detail on every task; can drift from the photo with few steps"),
+    "c-dps": ("Coupled diffusion (C-DPS)", 1, 0,
+              "the cheapest guided method (no gradient pass, nothing to tune); strongest on super-resolution "
+              "and deblurring when warm-started"),
+    "ca-dps": ("Covariance-aware DPS", 2, 0,
+               "weighs the photo by how sure the prior is, pixel by pixel, with no step size to tune; "
+               "experimental on large holes"),
+    "cmi-dps": ("DPS + information guidance (CMI)", 2, 3,
+                "DPS plus a term that keeps what the measurement says; about 2x the time of DPS"),
+    "naive": ("Simple inverse (no prior)", 0, 0,
+              "bicubic upscaling, the blurred photo as is, or a smooth fill: instant, the baseline every method must beat"),
+}
+
+
+def _first_sentence(cls) -> str:
+    doc = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
+    return doc.split(". ")[0].rstrip(".") if doc else "no description"
+
+
+def method_label(name: str) -> str:
+    from inversa.solvers import SOLVERS
+
+    return METHODS[name][0] if name in METHODS else _first_sentence(SOLVERS[name])
+
+
+def method_cost(name: str) -> str:
+    """'1 network evaluation + 1 gradient pass per step', from METHODS (unknown: 'cost not listed')."""
+    if name not in METHODS:
+        return "cost per step not listed"
+    _, nfe, vjp = METHODS[name][:3]
+    if nfe == 0 and vjp == 0:
+        return "no network: instant"
+    parts = [f"{nfe} network evaluation{'s' * (nfe != 1)}"] + ([f"{vjp} gradient pass{'es' * (vjp != 1)}"] if vjp else [])
+    return " + ".join(parts) + " per step"
+
+
+def method_guide() -> list[tuple[str, str]]:
+    """(name, one line) for every registered solver, in registry order."""
+    from inversa.solvers import SOLVERS
+
+    rows = []
+    for name, cls in SOLVERS.items():
+        good = METHODS[name][3] if name in METHODS else _first_sentence(cls)
+        rows.append((name, f"**{method_label(name)}** (`{name}`): {good}. Cost: {method_cost(name)}."))
+    return rows
+
+
+# Plain words for the method parameters shown under Advanced (unknown ones show their name and default).
+PARAM_HELP = {
+    "start": "warm start: 1 = from pure noise; 0.3 = start from the simple inverse, 30% noised, and run the last "
+             "30% of the steps (faster, stays closer to the photo)",
+    "scale": "how hard each step pulls toward the photo (DPS step size)",
+    "sampler": "'ddpm' adds fresh noise each step (recommended); 'ddim' is deterministic",
+    "eta": "how much fresh noise each step adds (1 = all)",
+    "clip_x0": "keep the network's estimate inside the valid pixel range",
+    "rescale_for_steps": "scale the pull by the number of steps, so few steps pull as hard as many",
+    "variant": "which published form of the method",
+    "delta": "step of the finite differences that measure the prior's certainty",
+    "fd_probes": "random probes that measure the prior's certainty per pixel (more: slower, less noisy)",
+    "cg_iters": "iterations of the inner linear solver",
+    "cg_tol": "accuracy of the inner linear solver",
+    "multiplier": "multiplies the derived pull toward the photo (1 = as derived)",
+    "step_variance": "'posterior' keeps the step's full randomness; 'prior' the plain one",
+    "sigma_min": "smallest noise level assumed for the photo (keeps noiseless photos well-posed)",
+    "cov_max": "largest per-pixel uncertainty allowed",
+    "mean_shift": "how the correction is computed: 'covariance' (no gradient pass) or 'vjp'",
+    "base": "the method the information term is added to",
+    "eta_mode": "'relative': the information term is a fraction of the base method's pull",
+    "probes": "random probes per step for the information term",
+    "inverse": "how the information term's linear system is solved",
+    "inverse_iters": "iterations for that system",
+    "inverse_tol": "accuracy for that system",
+    "hvp": "how second derivatives are taken",
+    "fd_delta": "finite-difference step for those",
+    "sampler_eta": "how much fresh noise each step adds (1 = all)",
+    "y_path": "how the measurement is noised along the way",
+    "var_floor": "smallest step variance (so the last steps still see the photo)",
+}
+
+
+def params_help(name: str) -> str:
+    """The method's parameters in plain words, with defaults (Markdown)."""
+    sig = solver_signature(name)
+    if not sig:
+        return "This method has no parameters."
+    if name == "cmi-dps" and "eta" in sig:
+        help_ = {**PARAM_HELP, "eta": "weight of the information term"}
+    else:
+        help_ = PARAM_HELP
+    lines = []
+    for key, p in sig.items():
+        default = "method default" if p.default is None else ("required" if p.default is inspect.Parameter.empty else repr(p.default))
+        lines.append(f"- `{key}` ({default}): {help_.get(key, 'see the method documentation')}")
+    return "Parameters (type `key=value` under Other parameters; empty = default):\n" + "\n".join(lines)
+
+
+# --- masks, kernels --------------------------------------------------------------------------------
 def brush_mask(editor, size: tuple[int, int]) -> torch.Tensor | None:
     """Observed-pixel mask (H, W), 1 = observed, from the editor's brush layers resized to `size`
     (H, W); None when nothing was painted."""
@@ -108,6 +434,26 @@ def brush_mask(editor, size: tuple[int, int]) -> torch.Tensor | None:
         return None
     missing = torch.from_numpy(np.logical_or.reduce(painted).astype(np.float32))[None, None]
     return 1 - F.interpolate(missing, size=size, mode="nearest")[0, 0]
+
+
+ALL_MISSING = ("the mask marks the whole photo as missing (white = missing, black = kept): nothing is left to "
+               "restore from; paint only the damaged parts")
+
+
+def load_mask_for(mask_path, photo_size: tuple[int, int], *, max_pixels: int, name: str | None = None) -> torch.Tensor:
+    """An uploaded mask (white = missing) checked against the photo's (w, h): the observed-pixel
+    mask (H, W), 1 = observed, or one UserError line (wrong size, nothing observed)."""
+    from inversa import operators as ops
+
+    name = name or Path(mask_path).name
+    mw, mh = check_image_file(mask_path, max_pixels=max_pixels, name=name)
+    w, h = photo_size
+    if (mw, mh) != (w, h):
+        raise UserError(f"the mask {name!r} is {mw}x{mh} but the photo is {w}x{h}; they must match")
+    m = ops.load_mask(mask_path).float()
+    if not bool(m.any()):
+        raise UserError(ALL_MISSING)
+    return m
 
 
 def make_kernel(kind: str, size: int, std: float, intensity: float, path, seed: int) -> torch.Tensor:
@@ -129,73 +475,78 @@ def make_kernel(kind: str, size: int, std: float, intensity: float, path, seed: 
     raise UserError(f"unknown kernel type {kind!r}; accepted: gaussian, motion, file")
 
 
-def fit_to_factor(x: torch.Tensor, max_side: int, factor: int) -> tuple[torch.Tensor, list[str]]:
-    """Downscale to `max_side` (as restore() would) and crop to a multiple of the SR factor, which
-    a simulated super-resolution needs; returns the image and what was done."""
-    notes, (h, w) = [], x.shape[-2:]
-    if max(h, w) > max_side:
-        s = max_side / max(h, w)
-        h2, w2 = max(factor, round(h * s)), max(factor, round(w * s))
-        notes.append(f"image {w}x{h} downscaled to {w2}x{h2} (max side {max_side})")
-        x = F.interpolate(x, size=(h2, w2), mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)
-        h, w = h2, w2
-    if h % factor or w % factor:
-        if h < factor or w < factor:
-            raise UserError(f"the image ({w}x{h}) is smaller than the x{factor} super-resolution factor")
-        x = x[..., : h - h % factor, : w - w % factor]
-        notes.append(f"cropped to {x.shape[-1]}x{x.shape[-2]}, a multiple of the x{factor} factor")
-    return x, notes
-
-
+# --- the page's values -> restore() ----------------------------------------------------------------
 def restore_kwargs(*, photo, mode: str, task: str, editor=None, mask_file=None, kernel_type="gaussian",
                    kernel_size=21, blur_std=3.0, motion_intensity=0.5, kernel_file=None, factor=4,
-                   preset="box_inpaint", solver="dps", steps=30, seed=0, sigma=0.025, max_side=256,
-                   solver_params: dict | None = None, max_pixels: int) -> tuple[dict, list[str]]:
+                   preset="box_inpaint", solver="dps", steps=30, seed=0, noise_in_photo=None, noise_to_add=0.025,
+                   max_side=256, solver_params: dict | None = None, max_pixels: int) -> tuple[dict, list[str]]:
     """`restore()` keyword arguments (without the prior) from the page's values, and notes on what
-    was done to the image; UserError on bad input."""
-    from inversa import operators as ops
-    from inversa.imageio import load_image
+    was done to the image; UserError on bad input. Sizes follow `plan_sizes` (restore() gets the
+    image already at its working size, so it resizes nothing). In restore mode an empty
+    `noise_in_photo` is estimated from the photo as the solver gets it."""
+    from inversa.noise_level import estimate_sigma
     from inversa.solvers import SOLVERS
 
     if not photo:
         raise UserError("upload a photo first (or pick an example)")
-    check_image_file(photo, max_pixels=max_pixels)
+    if mode not in ("damaged", "simulate"):
+        raise UserError(f"unknown mode {mode!r}; accepted: damaged, simulate")
+    w0, h0 = check_image_file(photo, max_pixels=max_pixels)
     if solver not in SOLVERS:
         raise UserError(f"unknown solver {solver!r}; accepted: {', '.join(SOLVERS)}")
     steps, seed = int(steps), int(seed)
     if steps < 1 or seed < 0:
         raise UserError(f"steps must be >= 1 and seed >= 0, got steps {steps}, seed {seed}")
-    x = load_image(photo)
-    kw = dict(image=x, solver=solver, steps=steps, seed=seed, sigma=float(sigma), max_size=int(max_side),
+    im = open_upright(photo)
+    plan = plan_sizes(im.size, mode=mode, task=task, factor=factor, preset=preset, max_side=max_side)
+    notes = [TRANSPARENT_NOTE] if has_transparency(im) else []
+    x = load_working_image(photo, plan)
+    if plan.work != plan.photo:
+        notes.append(plan.note().replace("**", ""))
+    kw = dict(image=x, solver=solver, steps=steps, seed=seed, max_size=max(plan.result),
               solver_params=solver_params or {}, progress=False)
     if mode == "simulate":
-        if preset not in ops.PRESETS:
-            raise UserError(f"unknown preset {preset!r}; accepted: {', '.join(ops.PRESETS)}")
-        sr_factor = getattr(ops.make_preset(preset, (64, 64)), "factor", 1)
-        x, notes = fit_to_factor(x, int(max_side), sr_factor) if sr_factor > 1 else (x, [])
-        return {**kw, "image": x, "preset": preset}, notes
-    if mode != "damaged":
-        raise UserError(f"unknown mode {mode!r}; accepted: damaged, simulate")
+        sigma = float(noise_to_add)
+        if not (0 <= sigma <= 1):
+            raise UserError(f"noise to add: expected a number in [0, 1], got {sigma:g}")
+        return {**kw, "preset": preset, "sigma": sigma}, notes
     kw["task"] = task
     if task == "inpaint":
         h, w = x.shape[-2:]
         observed = brush_mask(editor, (h, w))
         if mask_file:
-            check_image_file(mask_file, max_pixels=max_pixels)
-            m = ops.load_mask(mask_file)
-            if tuple(m.shape[-2:]) != (h, w):
-                raise UserError(f"the mask is {m.shape[-1]}x{m.shape[-2]} but the photo is {w}x{h}; they must match")
-            observed = m.float() if observed is None else observed * m.float()
+            m = load_mask_for(mask_file, im.size, max_pixels=max_pixels)
+            m = F.interpolate(m[None, None], size=(h, w), mode="nearest")[0, 0] if (w, h) != im.size else m
+            observed = m if observed is None else observed * m
         if observed is None or bool(observed.all()):
             raise UserError("mark the damage: brush over the holes in the editor, or upload a mask (white = missing)")
+        if not bool(observed.any()):
+            raise UserError(ALL_MISSING)
         kw["mask"] = observed
     elif task == "deblur":
         kw["kernel"] = make_kernel(kernel_type, kernel_size, blur_std, motion_intensity, kernel_file, seed)
     elif task == "sr":
         kw["factor"] = int(factor)
-    return kw, []
+    sigma = parse_sigma(noise_in_photo)
+    if sigma is None:
+        sigma = round(estimate_sigma(x), 4)
+        notes.append(f"noise in the photo estimated at σ = {sigma:.4f} (type a value in '{NOISE_LABEL}' to override)")
+    kw["sigma"] = sigma
+    return kw, notes
 
 
+def estimate_photo_noise(photo, *, max_side: int, max_pixels: int) -> float:
+    """The noise level of a photo as the solver gets it (at the working size), in [0, 1] units."""
+    from inversa.noise_level import estimate_sigma
+
+    check_image_file(photo, max_pixels=max_pixels)
+    im = open_upright(photo)
+    w, h = working_size(*im.size, int(max_side))
+    plan = SizePlan(im.size, (w, h), (w, h), (w, h), 1, "damaged", int(max_side))
+    return round(estimate_sigma(load_working_image(photo, plan)), 4)
+
+
+# --- a run -----------------------------------------------------------------------------------------
 class Cancelled(Exception):
     """Raised inside the sampling callback to stop a run."""
 
@@ -233,3 +584,9 @@ def run_stream(kwargs: dict, prior, cancel: threading.Event, *, previews: int = 
         yield item
         if item[0] == "done":
             return
+
+
+def worse_than_naive(metrics: dict, margin_db: float = 1.0) -> bool:
+    """Simulate mode: is the restoration clearly worse than the simple inverse (PSNR lower by more
+    than `margin_db`)?"""
+    return bool(metrics) and metrics["psnr_restored"] < metrics["psnr_naive"] - margin_db

@@ -9,8 +9,9 @@ from PIL import Image
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
-# The test app's limits, small so that "too large" uploads are small files.
-MAX_PIXELS = 160 * 160
+# The test app's limits: a 4000x3000 photo is accepted (a flat PNG of that size is a small file);
+# "too large" uploads are small files too.
+MAX_PIXELS = 4000 * 3000
 MAX_FILE_SIZE = "100kb"
 
 
@@ -60,6 +61,38 @@ def app_server(app_demo):
     return app_demo.local_url.rstrip("/")
 
 
+@pytest.fixture(scope="module")
+def queue_server(tiny_model_dir):
+    """A second app that runs one restoration at a time (the others queue), no examples."""
+    from inversa.app import build_app, launch
+
+    demo = build_app(str(tiny_model_dir), default_steps=3, max_side=128, max_pixels=MAX_PIXELS, concurrency=1,
+                     examples=False)
+    launch(demo, port=_free_port(), max_file_size=MAX_FILE_SIZE, block=False)
+    yield demo.local_url.rstrip("/")
+    demo.close()
+
+
+@pytest.fixture()
+def restore_calls(monkeypatch):
+    """The keyword arguments (and "result") of every `restore()` call a page's Restore made (the app runs in this
+    process, so the page's requests reach the spy)."""
+    import inversa.restore
+
+    calls, real = [], inversa.restore.restore
+
+    def spy(*args, **kwargs):
+        if kwargs.get("callback") is None:  # the simulated preview, not a run
+            return real(*args, **kwargs)
+        call = {**kwargs, "result": None}
+        calls.append(call)
+        call["result"] = real(*args, **kwargs)
+        return call["result"]
+
+    monkeypatch.setattr(inversa.restore, "restore", spy)
+    return calls
+
+
 @pytest.fixture(scope="session")
 def browser():
     if not Path(CHROMIUM).exists():
@@ -72,14 +105,26 @@ def browser():
 
 
 @pytest.fixture()
-def page(browser, app_server, tmp_path):
-    ctx = browser.new_context(viewport={"width": 1280, "height": 1000}, accept_downloads=True)
-    pg = ctx.new_page()
-    pg.set_default_timeout(60_000)
-    pg.goto(app_server)
-    pg.wait_for_selector("#photo input[type=file]", state="attached")
-    yield pg
-    ctx.close()
+def open_page(browser):
+    """open_page(url): a fresh browser context's page on the app (closed after the test)."""
+    contexts = []
+
+    def open_(url):
+        ctx = browser.new_context(viewport={"width": 1280, "height": 1000}, accept_downloads=True)
+        contexts.append(ctx)
+        pg = ctx.new_page()
+        pg.set_default_timeout(60_000)
+        pg.goto(url)
+        pg.wait_for_selector("#photo input[type=file]", state="attached")
+        return pg
+    yield open_
+    for ctx in contexts:
+        ctx.close()
+
+
+@pytest.fixture()
+def page(open_page, app_server):
+    return open_page(app_server)
 
 
 @pytest.fixture(scope="session")

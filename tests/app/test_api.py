@@ -1,5 +1,6 @@
 """The `/restore` API (gradio_client), the upload checks and the CLI hook, without a browser."""
 
+import re
 import threading
 import time
 import types
@@ -76,9 +77,10 @@ def test_cancel_stops_the_run(app_demo, make_photo):
     session = types.SimpleNamespace(session_hash="cancel-test")
     run = app.run(photo, mode="simulate", preset="box_inpaint", steps=1000, request=session)
     assert "Loading" in next(run)[3] and next(run)[3] == "Sampling…"
-    app.cancel(session)  # the Cancel button: the run stops at its next step and says so
-    with pytest.warns(UserWarning, match="cancelled"):  # gr.Warning, outside a page
-        assert [out[3] for out in run][-1] == "Cancelled."
+    assert app.cancel(session)[:2] == ("Cancelled.", None)  # the Cancel button; the live preview is cleared
+    with pytest.warns(UserWarning, match="cancelled"):  # gr.Warning, outside a page: the run stops at its next step
+        last = [out for out in run][-1]
+    assert last[3] == "Cancelled." and last[0] is None
     assert _wait_until(lambda: not _restore_threads())
 
     run = app.run(photo, mode="simulate", preset="box_inpaint", steps=1000)
@@ -93,6 +95,9 @@ def test_offline_examples(tmp_path):
 
     rows = _examples(tmp_path)
     assert all(Path(row[0]).is_file() for row in rows)
+    assert [row[1:3] + row[4:] for row in rows] == [["damaged", "inpaint", "box_inpaint"],
+                                                    ["simulate", "inpaint", "box_inpaint"],
+                                                    ["simulate", "sr", "sr4"]]  # the cat SR example says so
     photo, mask = rows[0][0], rows[0][3]  # the scratched astronaut and its mask
     kw, _ = restore_kwargs(photo=photo, mode="damaged", task="inpaint", mask_file=mask, max_pixels=10**6)
     scratches = (np.asarray(Image.open(photo)) == 255).all(-1)
@@ -115,21 +120,13 @@ def test_check_image_file(tmp_path):
 
 
 def test_input_helpers(tmp_path):
-    from inversa.app.runner import brush_mask, fit_to_factor, parse_params, restore_kwargs
+    from inversa.app.runner import brush_mask, restore_kwargs
 
     layer = np.zeros((10, 20, 4), np.uint8)
     layer[2:4, 5:10, 3] = 255
     m = brush_mask({"layers": [layer]}, (20, 40))  # painted = missing, scaled to the photo
     assert m.shape == (20, 40) and m.sum() == 20 * 40 - 4 * 10 and m[5, 12] == 0
     assert brush_mask({"layers": [np.zeros((10, 20, 4), np.uint8)]}, (20, 40)) is None
-    want = {"sampler": "ddim", "scale": 0.5, "clip_x0": False}
-    assert parse_params("scale=0.5, clip_x0=false", "dps", sampler="ddim") == want
-    with pytest.raises(UserError, match="accepted: "):
-        parse_params("nope=1", "dps")
-    x, notes = fit_to_factor(torch.rand(1, 3, 50, 30), 256, 4)  # a simulated x4 SR needs multiples of 4
-    assert x.shape[-2:] == (48, 28) and notes == ["cropped to 28x48, a multiple of the x4 factor"]
-    x, notes = fit_to_factor(torch.rand(1, 3, 300, 150), 100, 4)
-    assert x.shape[-2:] == (100, 48) and len(notes) == 2
 
     phone = tmp_path / "phone.jpg"  # stored 40x30, EXIF orientation 6: shown (and restored) upright, 30x40
     exif = Image.Exif()
@@ -137,6 +134,166 @@ def test_input_helpers(tmp_path):
     Image.new("RGB", (40, 30), (200, 100, 50)).save(phone, exif=exif)
     kw, _ = restore_kwargs(photo=str(phone), mode="damaged", task="denoise", max_pixels=10_000)
     assert kw["image"].shape == (1, 3, 40, 30)
+
+
+def test_parse_params_sends_only_given_values_typed():
+    from inversa.app.runner import parse_params
+
+    assert parse_params("", "dps", scale="", start=" ", sampler="") == {}  # empty fields: the method's defaults
+    assert parse_params("", "dps", scale=None, sampler=None) == {}
+    want = {"sampler": "ddim", "scale": 0.5, "clip_x0": False, "start": 0.3}
+    assert parse_params("clip_x0=false, start=0.3", "dps", scale="0.5", sampler="ddim") == want
+    assert parse_params("cg_iters=5, variant=reference", "ca-dps") == {"cg_iters": 5, "variant": "reference"}
+    assert parse_params("", "cmi-dps", scale="0.4") == {"scale": 0.4}  # its base solver's parameter
+    for text, kwargs, message in [
+            ("start=abc", {}, "start: expected a number in (0, 1], got 'abc'"),
+            ("", {"scale": "x"}, "scale: expected a number >= 0 (or none for the method's default), got 'x'"),
+            ("clip_x0=maybe", {}, "clip_x0: expected true or false, got 'maybe'"),
+            ("start=nan", {}, "start: expected a number in (0, 1], got 'nan'"),
+            ("start=2", {}, "start must be a fraction in (0, 1]"),  # the solver's own range check, no model needed
+            ("sampler=euler", {}, "sampler 'euler' is not supported; accepted: ddpm, ddim"),
+            ("scale=0.5", {"scale": "0.3"}, "scale is set twice"),
+            ("nope=1", {}, "solver 'dps' has no parameter 'nope'; accepted: "),
+            ("start", {}, "must look like key=value")]:
+        with pytest.raises(UserError, match=re.escape(message)):
+            parse_params(text, "dps", **kwargs)
+    with pytest.raises(UserError, match=re.escape("cg_iters: expected a whole number >= 1, got '2.5'")):
+        parse_params("cg_iters=2.5", "ca-dps")
+    with pytest.raises(UserError, match="Guidance scale: method 'c-dps' has no such setting"):
+        parse_params("", "c-dps", scale="0.3")
+
+
+def test_size_plan_limits_the_photo_the_solver_gets(tmp_path):
+    from inversa.app.runner import MAX_SIDE_LABEL, plan_sizes, restore_kwargs
+
+    p = plan_sizes((4000, 3000), mode="damaged", task="sr", factor=4, max_side=256)
+    assert (p.work, p.measurement, p.result) == ((256, 192), (256, 192), (1024, 768))
+    assert "downscaled to **256x192**" in p.note() and MAX_SIDE_LABEL in p.note() and "returns **1024x768**" in p.note()
+    p = plan_sizes((4000, 3000), mode="damaged", task="deblur", max_side=128)
+    assert p.result == (128, 96) and MAX_SIDE_LABEL in p.note()
+    p = plan_sizes((30, 50), mode="simulate", task="inpaint", preset="sr4", max_side=256)  # crop to the factor
+    assert (p.work, p.measurement, p.result) == ((28, 48), (7, 12), (28, 48)) and "cropped to **28x48**" in p.note()
+    p = plan_sizes((150, 300), mode="simulate", task="inpaint", preset="sr4", max_side=100)
+    assert p.work == (48, 100) and p.measurement == (12, 25)
+    assert plan_sizes((96, 72), mode="damaged", task="sr", factor=2, max_side=128).note() == \
+        "96x72 px. x2 super-resolution returns **192x144** (the solver works at that size: 4x the time of the photo's own size)."
+    with pytest.raises(UserError, match="smaller than the x4"):
+        plan_sizes((3, 50), mode="simulate", task="inpaint", preset="sr4", max_side=256)
+
+    photo = tmp_path / "wide.png"
+    Image.new("RGB", (400, 300), (10, 200, 30)).save(photo)
+    kw, notes = restore_kwargs(photo=str(photo), mode="damaged", task="sr", factor=4, max_side=100,
+                               noise_in_photo="0.01", max_pixels=10**6)
+    assert kw["image"].shape[-2:] == (75, 100) and kw["max_size"] == 400 and kw["sigma"] == 0.01
+    assert "downscaled to 100x75" in notes[0]
+    kw, _ = restore_kwargs(photo=str(photo), mode="simulate", task="inpaint", preset="sr4", max_side=90, max_pixels=10**6)
+    assert kw["image"].shape[-2:] == (68, 88) and kw["max_size"] == 88 and kw["sigma"] == 0.025
+
+
+def test_masks_are_checked_against_the_photo(tmp_path):
+    from inversa.app.runner import load_mask_for, restore_kwargs
+
+    photo, wrong, white, holes = (tmp_path / n for n in ("p.png", "wrong.png", "white.png", "holes.png"))
+    Image.new("RGB", (40, 32), (100, 120, 140)).save(photo)
+    Image.new("L", (20, 20), 255).save(wrong)
+    Image.new("L", (40, 32), 255).save(white)
+    m = Image.new("L", (40, 32), 0)
+    m.paste(255, (10, 10, 20, 20))
+    m.save(holes)
+    with pytest.raises(UserError, match=re.escape("the mask 'wrong.png' is 20x20 but the photo is 40x32")):
+        load_mask_for(wrong, (40, 32), max_pixels=10**6)
+    with pytest.raises(UserError, match="marks the whole photo as missing"):
+        load_mask_for(white, (40, 32), max_pixels=10**6)
+    with pytest.raises(UserError, match="marks the whole photo as missing"):
+        restore_kwargs(photo=str(photo), mode="damaged", task="inpaint", mask_file=str(white), max_pixels=10**6)
+    kw, _ = restore_kwargs(photo=str(photo), mode="damaged", task="inpaint", mask_file=str(holes), max_side=20,
+                           max_pixels=10**6)  # the mask follows the photo's downscale
+    assert kw["mask"].shape == (16, 20) and kw["mask"].sum() == 16 * 20 - 5 * 5
+
+
+def test_transparency_note_and_brush_width(app_demo, tmp_path):
+    from inversa.app.runner import TRANSPARENT_NOTE, restore_kwargs
+
+    app = app_demo.inversa
+    clear = tmp_path / "clear.png"
+    rgba = np.zeros((32, 40, 4), np.uint8)
+    rgba[..., :3], rgba[:, :20, 3] = 50, 255  # the right half transparent
+    Image.fromarray(rgba, "RGBA").save(clear)
+    kw, notes = restore_kwargs(photo=str(clear), mode="damaged", task="denoise", max_pixels=10**6)
+    assert TRANSPARENT_NOTE in notes and kw["image"][0, :, 5, 30].tolist() == [1.0, 1.0, 1.0]
+    assert TRANSPARENT_NOTE in app.photo_note({"path": str(clear)}, "damaged", "denoise", 4, "box_inpaint", 128)
+    opaque = tmp_path / "opaque.png"
+    rgba[..., 3] = 255
+    Image.fromarray(rgba, "RGBA").save(opaque)
+    assert restore_kwargs(photo=str(opaque), mode="damaged", task="denoise", max_pixels=10**6)[1] == [
+        "noise in the photo estimated at σ = 0.0000 (type a value in 'Noise in my photo' to override)"]
+
+    sizes = {}
+    for w, h in [(96, 72), (900, 600), (3000, 2000)]:
+        path = tmp_path / f"{w}.png"
+        Image.new("RGB", (w, h), (1, 2, 3)).save(path)
+        sizes[w] = app.check_photo({"path": str(path)}).brush.default_size
+    assert sizes == {96: 2, 900: 15, 3000: 17}  # radius ~1/60 of the editor's image (at most 1024 px)
+
+
+def test_noise_estimate(tmp_path):
+    import torch
+
+    from inversa.app.runner import estimate_photo_noise, parse_sigma, restore_kwargs
+    from inversa.imageio import save_image
+    from inversa.noise_level import estimate_sigma
+
+    g = torch.Generator().manual_seed(0)
+    smooth = torch.linspace(0.2, 0.8, 128)[None, :].expand(96, 128)[None, None].expand(1, 3, 96, 128)
+    for sigma in (0.0, 0.02, 0.05):
+        noisy = (smooth + sigma * torch.randn(smooth.shape, generator=g)).clamp(0, 1)
+        assert estimate_sigma(noisy) == pytest.approx(sigma, abs=0.1 * sigma + 0.002)
+    path = save_image(noisy, tmp_path / "noisy.png")
+    kw, notes = restore_kwargs(photo=str(path), mode="damaged", task="denoise", max_pixels=10**6)
+    assert kw["sigma"] == pytest.approx(0.05, abs=0.007) and "estimated at σ = 0.0" in notes[-1]
+    assert estimate_photo_noise(str(path), max_side=128, max_pixels=10**6) == kw["sigma"]
+    assert estimate_photo_noise(str(path), max_side=32, max_pixels=10**6) < 0.5 * kw["sigma"]  # downscaling averages it
+    assert parse_sigma("") is None and parse_sigma(" 0.03 ") == 0.03
+    for bad in ("abc", "-0.1", "2"):
+        with pytest.raises(UserError, match="Noise in my photo: expected a number in \\[0, 1\\]"):
+            parse_sigma(bad)
+
+
+def test_method_guide_covers_the_registry_with_measured_costs(monkeypatch, tiny_model_dir):
+    import torch
+
+    from inversa import operators as ops
+    from inversa.app.runner import METHODS, method_guide, params_help
+    from inversa.app.ui import _solver_help
+    from inversa.pretrained import load_prior
+    from inversa.solvers import SOLVERS, make_solver
+
+    guide = dict(method_guide())
+    assert list(guide) == list(SOLVERS)
+    prior, x = load_prior(str(tiny_model_dir)), torch.rand(1, 3, 16, 16)
+    op = ops.SuperResolution(2, noise=ops.GaussianNoise(0.025))
+    y = op.measure(x, generator=torch.Generator().manual_seed(0))
+    for name in SOLVERS:  # the listed cost per step is what a run counts
+        out = make_solver(name, None if name == "naive" else prior)(y, op, generator=[torch.Generator().manual_seed(0)],
+                                                                     num_steps=3, progress=False)
+        assert (out.nfe / 3, out.vjp / 3) == METHODS[name][1:3], name
+        assert "Cost: " in guide[name] and guide[name] == _solver_help(name)
+        assert "Parameters" in params_help(name) or "no parameters" in params_help(name)
+    assert "Rademacher" not in params_help("ca-dps") and "sampler='ddpm'" not in _solver_help("dps")
+
+    class Sketch:
+        """Sketch solver. A line that is not shown."""
+
+    monkeypatch.setitem(SOLVERS, "sketch", Sketch)  # a solver registered later still gets its line
+    assert dict(method_guide())["sketch"] == "**Sketch solver** (`sketch`): Sketch solver. Cost: cost per step not listed."
+
+
+def test_simulated_result_worse_than_the_simple_inverse_is_flagged():
+    from inversa.app.runner import worse_than_naive
+
+    assert worse_than_naive({"psnr_restored": 20.0, "psnr_naive": 21.5})
+    assert not worse_than_naive({"psnr_restored": 20.9, "psnr_naive": 21.5})
+    assert not worse_than_naive({})
 
 
 def test_cli_app_binds_loopback_by_default():
