@@ -324,22 +324,34 @@ def parse_sigma(text, field: str = NOISE_LABEL) -> float | None:
 
 # --- the method guide ------------------------------------------------------------------------------
 # What each registered method is for, in plain words, and its cost per step (network evaluations,
-# gradient passes through the network; tests/app check the costs against real runs). A solver
+# gradient passes through the network; tests/app check the costs against real runs). Methods in
+# UP_TO list an upper bound: their inner solvers may stop early. A solver
 # registered later without an entry here still gets a line: its docstring's first sentence.
 METHODS = {
     "dps": ("Diffusion posterior sampling", 1, 1,
             "the reference method: plausible, sharp detail on every task; can drift from the photo with few steps"),
-    "c-dps": ("Coupled diffusion (C-DPS)", 1, 0,
-              "the cheapest guided method (no gradient pass, nothing to tune); strongest on super-resolution "
-              "and deblurring when warm-started"),
-    "ca-dps": ("Covariance-aware DPS", 2, 0,
-               "weighs the photo by how sure the prior is, pixel by pixel, with no step size to tune; "
-               "experimental on large holes"),
+    "c-dps": ("Coupled diffusion (C-DPS)", 2, 0,
+              "cheap (no gradient pass, nothing to tune); strongest on super-resolution and deblurring when "
+              "warm-started"),
+    "ca-dps": ("Covariance-aware DPS", 8, 0,
+               "uses how pixels vary together under the prior, so what is seen informs what is missing; "
+               "no step size to tune; the slowest per step"),
     "cmi-dps": ("DPS + information guidance (CMI)", 2, 3,
                 "DPS plus a term that keeps what the measurement says; about 2x the time of DPS"),
+    "ddrm": ("DDRM (denoising diffusion restoration)", 1, 0,
+             "fast and steady on super-resolution, inpainting and circular blur (needs an operator's SVD)"),
+    "ddnm": ("DDNM (null-space diffusion)", 1, 0,
+             "keeps what the photo shows and lets the prior fill the rest; fast, no gradient pass"),
+    "pigdm": ("PiGDM (pseudoinverse-guided diffusion)", 1, 1,
+              "a guided method with a principled step size; like DPS in cost"),
+    "diffpir": ("DiffPIR (plug-and-play diffusion)", 1, 0,
+                "alternates a denoising step and a data step; fast, no gradient pass"),
     "naive": ("Simple inverse (no prior)", 0, 0,
               "bicubic upscaling, the blurred photo as is, or a smooth fill: instant, the baseline every method must beat"),
 }
+
+
+UP_TO = {"ca-dps"}
 
 
 def _first_sentence(cls) -> str:
@@ -360,7 +372,7 @@ def method_cost(name: str) -> str:
     _, nfe, vjp = METHODS[name][:3]
     if nfe == 0 and vjp == 0:
         return "no network: instant"
-    parts = [f"{nfe} network evaluation{'s' * (nfe != 1)}"] + ([f"{vjp} gradient pass{'es' * (vjp != 1)}"] if vjp else [])
+    parts = [f"{'up to ' * (name in UP_TO)}{nfe} network evaluation{'s' * (nfe != 1)}"] + ([f"{vjp} gradient pass{'es' * (vjp != 1)}"] if vjp else [])
     return " + ".join(parts) + " per step"
 
 
@@ -405,6 +417,13 @@ PARAM_HELP = {
     "sampler_eta": "how much fresh noise each step adds (1 = all)",
     "y_path": "how the measurement is noised along the way",
     "var_floor": "smallest step variance (so the last steps still see the photo)",
+    "covariance": "'full': how pixels vary together under the prior (slower, carries what is seen into what is "
+                  "missing); 'diagonal' / 'scalar': cheaper approximations",
+    "cov_product": "how the prior's uncertainty is measured: finite differences or exact forward-mode derivatives",
+    "sqrt_iters": "iterations used to draw the step's randomness with the right spread",
+    "full_below": "use the full uncertainty only below this noise level (inf: always)",
+    "data_var": "pixel variance assumed where the simple uncertainty model is used",
+    "step_rule": "'polyak': never pull past the noise level of the photo (recommended); 'stride': the plain rule",
 }
 
 

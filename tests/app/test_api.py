@@ -263,7 +263,7 @@ def test_method_guide_covers_the_registry_with_measured_costs(monkeypatch, tiny_
     import torch
 
     from inversa import operators as ops
-    from inversa.app.runner import METHODS, method_guide, params_help
+    from inversa.app.runner import METHODS, UP_TO, method_guide, params_help
     from inversa.app.ui import _solver_help
     from inversa.pretrained import load_prior
     from inversa.solvers import SOLVERS, make_solver
@@ -276,7 +276,10 @@ def test_method_guide_covers_the_registry_with_measured_costs(monkeypatch, tiny_
     for name in SOLVERS:  # the listed cost per step is what a run counts
         out = make_solver(name, None if name == "naive" else prior)(y, op, generator=[torch.Generator().manual_seed(0)],
                                                                      num_steps=3, progress=False)
-        assert (out.nfe / 3, out.vjp / 3) == METHODS[name][1:3], name
+        if name in UP_TO:  # an upper bound: inner solvers may stop early
+            assert out.nfe / 3 <= METHODS[name][1] and out.vjp / 3 == METHODS[name][2], name
+        else:
+            assert (out.nfe / 3, out.vjp / 3) == METHODS[name][1:3], name
         assert "Cost: " in guide[name] and guide[name] == _solver_help(name)
         assert "Parameters" in params_help(name) or "no parameters" in params_help(name)
     assert "Rademacher" not in params_help("ca-dps") and "sampler='ddpm'" not in _solver_help("dps")
