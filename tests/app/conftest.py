@@ -77,9 +77,10 @@ def queue_server(tiny_model_dir):
 def restore_calls(monkeypatch):
     """The keyword arguments (and "result") of every `restore()` call a page's Restore made (the app runs in this
     process, so the page's requests reach the spy)."""
-    import inversa.restore
+    import importlib
 
-    calls, real = [], inversa.restore.restore
+    module = importlib.import_module("inversa.restore")  # not `inversa.restore`: the package exports a function of that name
+    calls, real = [], module.restore
 
     def spy(*args, **kwargs):
         if kwargs.get("callback") is None:  # the simulated preview, not a run
@@ -89,7 +90,7 @@ def restore_calls(monkeypatch):
         call["result"] = real(*args, **kwargs)
         return call["result"]
 
-    monkeypatch.setattr(inversa.restore, "restore", spy)
+    monkeypatch.setattr(module, "restore", spy)
     return calls
 
 

@@ -110,6 +110,6 @@ def test_demo_runs_offline_with_the_bundled_prior(tmp_path):
     r = run_cli("restore", "--demo", "--steps", "2", "-o", out)
     assert r.returncode == 0, r.stderr
     assert "restored (c-dps, 2 steps, warm start 0.3)" in r.stdout and "degraded (naive inverse)" in r.stdout
-    assert "NFE 1 " in r.stdout  # warm start 0.3: of the 2 steps (t = 500, 0) only t = 0 runs
+    assert "NFE 2 " in r.stdout  # warm start 0.3: of the 2 steps (t = 500, 0) only t = 0 runs (C-DPS: step + probe)
     assert Image.open(out).size == (256, 256)
     assert (tmp_path / "demo_comparison.png").exists()
