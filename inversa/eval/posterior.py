@@ -136,7 +136,7 @@ def run_solver(s: Setting, solver, num: int, num_steps: int, reference: torch.Te
     seconds = time.perf_counter() - t0
     x = last["x"].flatten(1)
     ok = torch.isfinite(x).all(1)
-    res = score(x[ok], s, reference[: int(ok.sum())]) if bool(ok.all()) else {"sw2": float("nan")}
+    res = score(x, s, reference) if bool(ok.all()) else {"sw2": float("nan")}
     res.update(nfe_per_step=out.nfe / max(out.metadata.get("num_steps", num_steps), 1),
                vjp_per_step=out.vjp / max(out.metadata.get("num_steps", num_steps), 1), seconds=seconds,
                nonfinite=int((~ok).sum()))

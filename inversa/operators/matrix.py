@@ -1,14 +1,24 @@
 """A linear operator given by its dense matrix: any small linear map (e.g. another operator's matrix,
-from `inversa.pretrained.analytic.dense_matrix`) applied as one batched matmul, with its SVD and
+from `dense_matrix`) applied as one batched matmul, with its SVD and
 pseudo-inverse from `torch.linalg` (computed once, on first use). Used by the oracle benchmarks, where
 thousands of small images go through A thousands of times."""
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from inversa.operators.base import LinearOperator
 from inversa.operators.noise import NoiseModel
+
+
+def dense_matrix(fn, in_shape: tuple[int, ...], dtype=torch.float64) -> torch.Tensor:
+    """The matrix of a linear map `fn` on tensors of `in_shape` (batch 1), by probing the basis."""
+    n = math.prod(in_shape)
+    basis = torch.eye(n, dtype=dtype).reshape(n, *in_shape)
+    cols = torch.cat([fn(basis[i : i + 1]).reshape(1, -1) for i in range(n)])
+    return cols.T  # (out_dim, n)
 
 
 class MatrixOperator(LinearOperator):
@@ -24,8 +34,6 @@ class MatrixOperator(LinearOperator):
     @classmethod
     def of(cls, op: LinearOperator, shape) -> "MatrixOperator":
         """The dense matrix of `op` on images of `shape`, with its noise and name."""
-        from inversa.pretrained.analytic import dense_matrix
-
         y_shape = tuple(op.output_shape((1, *shape)))[1:]
         return cls(dense_matrix(op.A, tuple(shape)), shape, y_shape, op.noise, op.name)
 

@@ -23,6 +23,7 @@ from types import SimpleNamespace
 
 import torch
 
+from inversa.operators.matrix import dense_matrix  # re-exported: the oracles' tests read it here
 from inversa.pretrained.prior import DiffusionPrior
 
 
@@ -139,14 +140,6 @@ def low_rank_covariance(n: int, rank: int, std: float, *, nugget: float = 0.1, g
     pixel correlated with every other, average variance std²."""
     L = torch.randn(n, rank, generator=generator, dtype=torch.float64)
     return std**2 * ((1 - nugget) * L @ L.T / rank + nugget * torch.eye(n, dtype=torch.float64))
-
-
-def dense_matrix(fn, in_shape: tuple[int, ...], dtype=torch.float64) -> torch.Tensor:
-    """The matrix of a linear map `fn` on tensors of `in_shape` (batch 1), by probing the basis."""
-    n = math.prod(in_shape)
-    basis = torch.eye(n, dtype=dtype).reshape(n, *in_shape)
-    cols = torch.cat([fn(basis[i : i + 1]).reshape(1, -1) for i in range(n)])
-    return cols.T  # (out_dim, n)
 
 
 def _gaussian_conditional(m, S, A, y, sigma):

@@ -31,7 +31,7 @@ import torch
 from inversa.errors import UserError, check_choice, check_positive_int
 from inversa.solvers.base import Solver, StepState, rademacher, randn
 from inversa.solvers.ca_dps import CGLog
-from inversa.solvers.cg import bdot, cg
+from inversa.solvers.cg import _bview, bdot, cg
 from inversa.solvers.covariance import METHODS as PRODUCTS
 from inversa.solvers.covariance import TweedieCovariance
 from inversa.solvers.lanczos import sqrt_apply
@@ -123,7 +123,7 @@ class CDPS(Solver):
         n = randn(p.y.shape, gens, device=dev, dtype=dt)
         if self.covariance == "scalar":
             v = rademacher(x_t.shape, gens, device=dev, dtype=dt)
-            sbar = (bdot(v, cov(v)) / bdot(v, v)).clamp(min=0).view(-1, *([1] * (x_t.ndim - 1)))
+            sbar = _bview((bdot(v, cov(v)) / bdot(v, v)).clamp(min=0), x_t)
             e = ap**0.5 * (r2**0.5 * n + op.A(sbar.sqrt() * z))
         else:
             e = ap**0.5 * (r2**0.5 * n + op.A(sqrt_apply(cov, z, self.sqrt_iters)))
@@ -140,7 +140,7 @@ class CDPS(Solver):
 
     def _scalar_solve(self, op, b: torch.Tensor, c1: torch.Tensor, c2: float) -> torch.Tensor:
         """(c1 A^T A + c2 I)^{-1} b with c1 per image: the operator's closed form image by image, else CG."""
-        cv = c1.view(-1, *([1] * (b.ndim - 1)))
+        cv = _bview(c1.flatten(), b)
         d = op.gram_diagonal()
         if d is not None:
             return b / (cv * d.to(b) + c2)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from inversa.errors import UserError
-from inversa.solvers.cg import bdot
+from inversa.solvers.cg import _bview, bdot
 
 METHODS = ("finite-difference", "jvp")
 
@@ -46,7 +46,7 @@ class TweedieCovariance:
                 _, jv = torch.func.jvp(self._x0hat, (self.x_t,), (v.to(self.x_t),))
             return self.c * jv.detach()
         rms = (bdot(v, v) / v[0].numel()).sqrt()
-        h = self.delta / torch.where(rms > 0, rms, torch.ones_like(rms)).view(-1, *([1] * (v.ndim - 1)))
+        h = _bview(self.delta / torch.where(rms > 0, rms, torch.ones_like(rms)), v)
         with torch.no_grad():
             return self.c * (self._x0hat(self.x_t + h * v) - self.x0) / h
 

@@ -53,6 +53,7 @@ class DPS(Solver):
         stride = self.stride if self.rescale_for_steps else 1.0
         self._zeta = base * stride
         self._base_scale = base
+        self._f_star = problem.sigma * self.measured_count(problem).sqrt()  # Polyak's target, fixed per call
 
     def params(self):
         return {"scale": self._base_scale, "step_size": self._zeta, "rescale_for_steps": self.rescale_for_steps,
@@ -70,9 +71,7 @@ class DPS(Solver):
             return -self._zeta * g
         # Polyak's step for f = ||y - A x0hat||: the first-order step that takes f to its noise level
         # f* = sigma sqrt(m); the step size is the smaller of it and zeta (no overshoot at few steps).
-        p = s.problem
-        f_star = p.sigma * self.measured_count(p).sqrt()
-        polyak = (f.detach() - f_star).clamp(min=0) / bdot(g, g).clamp(min=1e-30)
+        polyak = (f.detach() - self._f_star).clamp(min=0) / bdot(g, g).clamp(min=1e-30)
         return -torch.minimum(polyak, torch.full_like(polyak, self._zeta)).view(-1, *([1] * (g.ndim - 1))) * g
 
     @staticmethod

@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import torch
 
+from inversa.solvers.cg import _bview as _view
 from inversa.solvers.cg import bdot
-
-
-def _view(v, like):
-    return v.view(-1, *([1] * (like.ndim - 1)))
 
 
 def lanczos(matvec, v: torch.Tensor, steps: int):
