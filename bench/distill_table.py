@@ -24,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from inversa.distill import distill  # noqa: E402
+from inversa.distill.generate import distill  # noqa: E402
 from inversa.eval import distill as ed  # noqa: E402
 
 
@@ -52,8 +52,8 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=1)
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
-    from inversa.cli import _parse_params
-    from inversa.pretrained.classifier import load_classifier
+    from inversa.cli import parse_params as _parse_params
+    from inversa.distill.classifier import load_classifier
 
     params = _parse_params(a.param)
     out = Path(a.out)

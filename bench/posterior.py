@@ -27,7 +27,7 @@ import time
 import torch
 
 from inversa.errors import UserError
-from inversa.eval.posterior import PRIORS, baselines, make_setting, operators_for, run_solver
+from inversa.eval.posterior import PRIORS, baselines, make_setting, run_solver
 from inversa.solvers.registry import SOLVERS, make_solver
 
 ALL_SETTINGS = [f"{p}-{o}" for p in PRIORS for o in ("inpaint", "blur", "sr2")]

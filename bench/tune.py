@@ -24,7 +24,7 @@ def held_out_crops(folder: Path, size: int, per_photo: int, seed: int = 0) -> Pa
     import numpy as np
     from PIL import Image
 
-    from inversa.pretrained.data import load_photos, split_photos
+    from inversa.training.data import load_photos, split_photos
 
     folder.mkdir(parents=True, exist_ok=True)
     if any(folder.glob("*.png")):
@@ -63,7 +63,7 @@ def main() -> int:
     from inversa.eval.evaluate import run_eval
     from inversa.solvers.registry import parse_value
 
-    from inversa.cli import _parse_params
+    from inversa.cli import parse_params as _parse_params
 
     fixed = _parse_params(args.fixed)
     out = Path(args.out)

@@ -7,7 +7,7 @@
 
 import argparse
 
-from inversa.distill import distill
+from inversa.distill.generate import distill
 
 
 def main() -> None:

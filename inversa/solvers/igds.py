@@ -83,7 +83,7 @@ class ConditionalSampler(Solver):
 
 
 class IGDS(ConditionalSampler):
-    """Information-guided sampling. `classifier`: an `inversa.pretrained.classifier.Classifier` (images
+    """Information-guided sampling. `classifier`: an `inversa.distill.classifier.Classifier` (images
     in [0, 1]); `centroids`: (C, C) tensor of Q_y rows; `ipc`: images per class of the set being made.
     Named parameters: `scale` (guidance strength), `beta` (fixed contextual weight; default
     beta(IPC) from `beta0` and `beta_schedule`), `window` (t/T range where guidance acts)."""

@@ -237,7 +237,6 @@ def test_transparency_note_and_brush_width(app_demo, tmp_path):
 
 
 def test_noise_estimate(tmp_path):
-    import torch
 
     from inversa.app.runner import estimate_photo_noise, parse_sigma, restore_kwargs
     from inversa.imageio import save_image
@@ -260,7 +259,6 @@ def test_noise_estimate(tmp_path):
 
 
 def test_method_guide_covers_the_registry_with_measured_costs(monkeypatch, tiny_model_dir):
-    import torch
 
     from inversa import operators as ops
     from inversa.app.runner import METHODS, UP_TO, method_guide, params_help

@@ -40,7 +40,7 @@ def classifier_dir(tmp_path_factory):
     """A random ConvNet-2 (width 8) classifier folder for 16x16 grey images."""
     from safetensors.torch import save_file
 
-    from inversa.eval.nets import make_net
+    from inversa.distill.nets import make_net
 
     torch.manual_seed(1)
     d = tmp_path_factory.mktemp("classifier")

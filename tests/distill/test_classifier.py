@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from inversa.errors import UserError
-from inversa.eval.distill import load_image_folder
-from inversa.pretrained import classifier as C
+from inversa.distill.students import load_image_folder
+from inversa.distill import classifier as C
 
 
 def test_prepare_adapts_channels_size_and_scale(classifier_dir):

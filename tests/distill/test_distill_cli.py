@@ -5,7 +5,7 @@ import json
 import pytest
 
 from inversa.cli import main
-from inversa.distill import distill, image_seed
+from inversa.distill.generate import distill, image_seed
 from inversa.errors import UserError
 
 

@@ -7,8 +7,8 @@ import torch
 
 from inversa.cli import main
 from inversa.errors import UserError
-from inversa.eval import distill as ed
-from inversa.eval.nets import make_net
+from inversa.distill import students as ed
+from inversa.distill.nets import make_net
 
 from distill_folders import write_image_folder
 
@@ -77,7 +77,7 @@ def test_summary_mean_std():
 
 
 def test_unguided_baseline_matches_the_distilled_settings(cond_model_dir, tmp_path):
-    from inversa.distill import distill
+    from inversa.distill.generate import distill
 
     distill(str(cond_model_dir), tmp_path / "set", ipc=2, method="unguided", seed=3, steps=2, classes="ant,cat",
             progress=False)

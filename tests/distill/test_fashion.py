@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from inversa.errors import UserError
-from inversa.pretrained import fashion, registry
+from inversa.distill import data as fashion
+from inversa.pretrained import registry
 
 
 def test_read_idx_roundtrip(tmp_path):
@@ -41,7 +42,7 @@ def test_debian_test_split_is_padded_to_32():
 
 
 def test_bundled_distillation_models_are_registered_and_load():
-    from inversa.pretrained.classifier import load_classifier
+    from inversa.distill.classifier import load_classifier
     from inversa.pretrained.conditional import load_conditional_prior
 
     assert "inversa-fashion-32" in [m.name for m in registry.bundled_conditional_models()]

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from inversa.errors import UserError
-from inversa.pretrained.classifier import load_classifier
+from inversa.distill.classifier import load_classifier
 from inversa.pretrained.conditional import load_conditional_prior
 from inversa.solvers.igds import IGDS, ConditionalSampler, beta_for_ipc
 

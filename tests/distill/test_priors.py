@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from inversa.errors import UserError
-from inversa.pretrained.classifier import Classifier
-from inversa.pretrained.conditional import ClassConditionalPrior, LatentClassConditionalPrior, load_conditional_prior
+from inversa.distill.classifier import Classifier
+from inversa.pretrained.conditional import LatentClassConditionalPrior, load_conditional_prior
 from inversa.solvers.igds import IGDS
 
 
@@ -56,7 +56,7 @@ def tiny_latent_prior(cfg_scale=2.0, learned_sigma=True):
 
 
 def tiny_rgb_classifier():
-    from inversa.eval.nets import make_net
+    from inversa.distill.nets import make_net
 
     torch.manual_seed(2)
     net = make_net("convnet", in_channels=3, num_classes=3, size=8, width=8, depth=2).eval().requires_grad_(False)

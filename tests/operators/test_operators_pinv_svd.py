@@ -10,7 +10,6 @@ import torch
 from inversa.errors import UserError
 from inversa.operators import Blur, Identity, Inpainting, SuperResolution, gaussian_kernel, motion_kernel, random_mask
 
-from operator_cases import Case
 
 # Operators whose SVD is in closed form (the others refuse).
 SVD_NAMES = ("identity", "inpaint", "sr_", "blur_circular", "preset_sr4", "preset_box", "preset_random", "preset_denoise")

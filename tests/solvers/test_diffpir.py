@@ -12,7 +12,7 @@ from inversa.solvers.base import Problem, StepState
 from inversa.solvers.diffpir import DiffPIR
 
 from baselines_oracle import SHAPE, block_mask, blur, correlated_prior, inpainting, run_moments, ys_for
-from oracle import MatrixOperator, check_seeds_and_batch_invariance, check_super_resolution, gens, half_mask
+from oracle import MatrixOperator, check_seeds_and_batch_invariance, check_super_resolution, half_mask
 
 
 @pytest.mark.parametrize("t", [900, 300, 20])

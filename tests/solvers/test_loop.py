@@ -5,7 +5,7 @@ import torch
 from diffusers import DDIMScheduler, DDPMScheduler
 
 from inversa.errors import UserError
-from inversa.pretrained.prior import DiffusionPrior, Prediction
+from inversa.pretrained.prior import DiffusionPrior
 from inversa.solvers import Solver
 
 

@@ -10,7 +10,7 @@ from inversa.operators import Blur, GaussianNoise, Inpainting, gaussian_kernel
 from inversa.solvers import make_solver
 from inversa.solvers.pigdm import PiGDM
 
-from baselines_oracle import (SVDMatrixOperator, SHAPE, block_mask, blur, correlated_prior, inpainting, run_moments,
+from baselines_oracle import (SHAPE, block_mask, blur, correlated_prior, inpainting, run_moments,
                               unit_prior, ys_for)
 from oracle import MatrixOperator, check_seeds_and_batch_invariance, check_super_resolution, gens, half_mask
 

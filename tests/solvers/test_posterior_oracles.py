@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from inversa.eval.posterior import baselines, correlated_gaussian, correlated_mixture, make_setting, run_solver
-from inversa.pretrained.analytic import exact_x0_cov, posterior_mixture, prior_mixture
+from inversa.pretrained.analytic import exact_x0_cov, prior_mixture
 from inversa.solvers import make_solver
 from inversa.solvers.base import rademacher
 from inversa.solvers.cg import cg

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
 from inversa.errors import UserError
-from inversa.pretrained.data import LICENCES, RandomCrops, load_photos, split_photos
+from inversa.training.data import LICENCES, RandomCrops, load_photos, split_photos
 
 # Changing any of these makes old checkpoints unusable, so they are checked on resume.
 _RUN_KEYS = ("data", "size", "batch_size", "lr", "seed", "channels", "layers_per_block",

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from inversa.errors import UserError
-from inversa.eval.nets import ARCHS, make_net
+from inversa.distill.nets import ARCHS, make_net
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
@@ -123,7 +123,7 @@ def test_accuracy(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, nor
 def real_data(name: str) -> dict:
     """Real train/test splits: 'fashion-mnist', or a folder with train/ and test/ ImageFolders."""
     if name == "fashion-mnist":
-        from inversa.pretrained.fashion import CLASSES, load_fashion_mnist
+        from inversa.distill.data import CLASSES, load_fashion_mnist
 
         (xtr, ytr), (xte, yte) = load_fashion_mnist("train"), load_fashion_mnist("test")
         return dict(train=(xtr, ytr), test=(xte, yte), classes=list(CLASSES), name=name)
@@ -245,7 +245,7 @@ def infer_ipc(folder: str | Path) -> int:
 def unguided_baseline(folder: str | Path, *, progress: bool = True) -> Path:
     """The unguided set matching a distilled folder made by `inversa distill` (same model, classes,
     IPC, seed, steps, CFG), generated — or resumed — next to it as `<folder>-unguided`."""
-    from inversa.distill import METADATA, distill
+    from inversa.distill.generate import METADATA, distill
 
     folder = Path(folder)
     meta_path = folder / METADATA

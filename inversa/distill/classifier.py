@@ -59,7 +59,7 @@ def load_classifier(name_or_path: str, *, device="cpu") -> Classifier:
     (arch, arch_kwargs, input_size, input_range, mean, std, class_names) + `model.safetensors`."""
     from safetensors.torch import load_file
 
-    from inversa.eval.nets import make_net
+    from inversa.distill.nets import make_net
     from inversa.pretrained import registry
 
     entry = registry.find_classifier(name_or_path)

@@ -54,11 +54,11 @@ def parse_classes(spec, class_names: list[str]) -> list[int]:
 def real_images(real_data: str) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """Real training images for the centroids: 'fashion-mnist' or an ImageFolder path."""
     if real_data == "fashion-mnist":
-        from inversa.pretrained.fashion import CLASSES, load_fashion_mnist
+        from inversa.distill.data import CLASSES, load_fashion_mnist
 
         x, y = load_fashion_mnist("train")
         return x, y, list(CLASSES)
-    from inversa.eval.distill import load_image_folder
+    from inversa.distill.students import load_image_folder
 
     return load_image_folder(real_data)
 
@@ -109,7 +109,7 @@ def distill(model: str, output: str | Path, *, ipc: int, classifier: str | None 
     class_ids = parse_classes(classes, prior.class_names)
     centroid_file = None
     if method == "igds":
-        from inversa.pretrained.classifier import cached_centroids, load_classifier
+        from inversa.distill.classifier import cached_centroids, load_classifier
 
         clf = load_classifier(classifier, device=device)
         if clf.num_classes is not None and clf.num_classes != prior.num_classes:

@@ -1,7 +1,7 @@
 """Train the bundled Fashion-MNIST demo models: a class-conditional DDPM prior and a classifier.
 
-    python -m inversa.pretrained.train_conditional prior -o DIR [--steps N ...]
-    python -m inversa.pretrained.train_conditional classifier -o DIR [--epochs N ...]
+    python -m inversa.training.train_conditional prior -o DIR [--steps N ...]
+    python -m inversa.training.train_conditional classifier -o DIR [--epochs N ...]
 
 The prior is a diffusers `UNet2DModel` with a class embedding (`num_class_embeds` = classes + 1: the
 last index is the null class, used for 10 % of the training labels so classifier-free guidance works,
@@ -21,8 +21,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from inversa.pretrained.fashion import CLASSES, SIZE, held_out_split, load_fashion_mnist
-from inversa.pretrained.train import make_scheduler, save_grid
+from inversa.distill.data import CLASSES, SIZE, held_out_split, load_fashion_mnist
+from inversa.training.train import make_scheduler, save_grid
 
 
 def make_conditional_unet(channels=(32, 64, 64), layers_per_block: int = 1, num_classes: int = 10, size: int = SIZE,
@@ -161,8 +161,8 @@ def train_classifier(out: str | Path, *, epochs: int = 2, batch_size: int = 128,
     from safetensors.torch import save_file
     from tqdm.auto import tqdm
 
-    from inversa.eval.nets import make_net
-    from inversa.pretrained.classifier import Classifier
+    from inversa.distill.nets import make_net
+    from inversa.distill.classifier import Classifier
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -200,7 +200,7 @@ def train_classifier(out: str | Path, *, epochs: int = 2, batch_size: int = 128,
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m inversa.pretrained.train_conditional", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m inversa.training.train_conditional", description=__doc__.splitlines()[0])
     p.add_argument("what", choices=("prior", "classifier"))
     p.add_argument("-o", "--output", required=True)
     p.add_argument("--steps", type=int, default=1600, help="prior: optimisation steps")

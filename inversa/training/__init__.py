@@ -1,0 +1,1 @@
+"""Training diffusion priors: the photo datasets (`data`) and the training loops."""
