@@ -2,8 +2,9 @@
 is checked against before any model is loaded.
 
 A solver's parameters are the keyword arguments of its `__init__` and of the `__init__` of each
-class above it that it forwards `**kwargs` to (DPS -> Solver). A solver with a `base` parameter
-(CMI-DPS) also takes the parameters of the base solver named by `base`. Types come from the
+class above it that it forwards `**kwargs` to (DPS -> Solver): declared once, there. A composition
+(CMI-DPS: a guidance term on a base solver) takes `base`, the term's parameters and those of the base
+solver named by `base`. Types come from the
 annotations (`float | None`, `int`, `bool`, `str`); a value of the wrong kind, or a name no class
 declares, is one `UserError` naming it and what is accepted.
 """
@@ -57,8 +58,9 @@ def _kinds(annotation, default) -> tuple[str, ...]:
     return parts if all(p in _KINDS for p in parts) else ()
 
 
-def _class_params(cls: type) -> list[Param]:
-    """Keyword parameters of `cls.__init__` and of the parents it forwards **kwargs to."""
+def declared_params(cls: type) -> list[Param]:
+    """Keyword parameters of `cls.__init__` and of the parents it forwards **kwargs to (the one
+    declaration of a solver's parameters; `terms` is the registry's, not a user parameter)."""
     out: dict[str, Param] = {}
     for klass in cls.__mro__:
         init = klass.__dict__.get("__init__")
@@ -68,9 +70,9 @@ def _class_params(cls: type) -> list[Param]:
         for p in list(inspect.signature(init).parameters.values())[1:]:
             if p.kind is p.VAR_KEYWORD:
                 forwards = True
-            elif p.name != "prior" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is not p.empty:
+            elif p.name not in ("prior", "terms") and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is not p.empty:
                 out.setdefault(p.name, Param(p.name, p.default, _kinds(p.annotation, p.default)))
-        if not forwards or klass.__name__ == "Naive":
+        if not forwards:
             break
     return list(out.values())
 
@@ -87,12 +89,16 @@ def solver_params(name: str, base: str | None = None) -> list[Param]:
     key = str(name).lower().replace("_", "-")
     if key not in classes:
         raise UserError(f"unknown solver {name!r}; accepted: {', '.join(classes)}")
-    params = _class_params(classes[key])
-    by_name = {p.name: p for p in params}
-    if "base" in by_name:
-        base_key = str(base if base is not None else by_name["base"].default).lower().replace("_", "-")
-        if base_key in classes and base_key != key:
-            params += [p for p in _class_params(classes[base_key]) if p.name not in by_name]
+    entry = classes[key]
+    if isinstance(entry, type):
+        return declared_params(entry)
+    base_key = str(base if base is not None else entry.default_base).lower().replace("_", "-")
+    params = [Param("base", entry.default_base, ("str",)), *declared_params(entry.term)]
+    renames = getattr(entry.term, "base_renames", {})
+    shadowed = set(renames.values())
+    if base_key in entry.bases():
+        names = {p.name for p in params}
+        params += [p for p in declared_params(classes[base_key]) if p.name not in names and p.name not in shadowed]
     return params
 
 
@@ -137,7 +143,7 @@ def _summary(cls: type) -> str:
 
 def solvers_json() -> list[dict]:
     """The same listing as data (`inversa solvers --json`)."""
-    return [{"name": key, "class": cls.__name__, "summary": _summary(cls),
+    return [{"name": key, "class": getattr(cls, "__name__", None) or cls.term.__name__, "summary": _summary(cls),
              "parameters": [{"name": p.name, "default": p.default if _jsonable(p.default) else repr(p.default),
                              "kinds": list(p.kinds)} for p in solver_params(key)]}
             for key, cls in solver_classes().items()]

@@ -12,6 +12,7 @@ y_m = 2y - A(1) = A(x_m) + 2n, so sigma_m = 2 sigma (the literature's convention
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from tqdm.auto import tqdm
 from inversa.errors import UserError
 from inversa.operators.noise import as_generators
 from inversa.pretrained.prior import DiffusionPrior, Prediction
+from inversa.solvers.cg import CGLog
 
 SAMPLERS = ("ddpm", "ddim")
 
@@ -45,6 +47,25 @@ class Problem:
 
 
 @dataclass
+class Context:
+    """Per-call state, made by `Solver.prepare` and handed to every hook (as `StepState.ctx`): a solver's
+    attributes never change during a call, so one solver may serve several calls (threads, batches).
+    Solvers with their own per-call values subclass it (a dataclass with defaults) and name it in
+    `Solver.context`."""
+
+    problem: Problem
+    timesteps: list[int]
+    stride: float  # training steps one respaced step spans (T / num_steps, whatever the start)
+    vjp: int = 0  # backward passes through the network so far
+    cg: CGLog = field(default_factory=CGLog)  # inner linear solves (worst outcome over the call)
+    terms: list = field(default_factory=list)  # per-call state of each composed guidance term
+
+    def record(self) -> dict:
+        """Run-dependent values for the output's metadata (step sizes resolved per call, solver logs)."""
+        return self.cg.as_dict() if self.cg.solves else {}
+
+
+@dataclass
 class StepState:
     """One step of the loop: x_t (with grad when the solver needs it) and the prior's prediction."""
 
@@ -55,10 +76,49 @@ class StepState:
     x_t: torch.Tensor
     pred: Prediction | None
     problem: Problem
+    ctx: Context | None = None
+    scratch: dict = field(default_factory=dict)  # what one hook hands to another within this step
 
     @property
     def last(self) -> bool:
         return self.t_prev < 0
+
+    def vjp(self, output: torch.Tensor, inputs: torch.Tensor, *, retain_graph: bool = False) -> torch.Tensor:
+        """d(output.sum())/d inputs; counted once per call (one backward pass through the network)."""
+        if self.ctx is not None:
+            self.ctx.vjp += 1
+        (g,) = torch.autograd.grad(output.sum(), inputs, retain_graph=retain_graph)
+        return g
+
+
+class GuidanceTerm:
+    """A correction composed onto a gradient-guided solver's own guidance (e.g. CMI's information
+    term): `prepare(solver, ctx)` returns the term's per-call state; `estimate(solver, s, state)` runs
+    before the base's guidance (its random draws come first); `combine(solver, s, state, g_base, est)`
+    returns the total. `params(solver)` lists the term's arguments for run metadata, `record(state)` what
+    a call adds. A term registers with `@register(name, composes=default_base)` (inversa.solvers.registry)."""
+
+    name = "term"
+    needs_grad = True
+
+    def prepare(self, solver, ctx: Context):
+        return None
+
+    def predict_mode(self):
+        """A context manager the network forward runs under (e.g. attention that allows double backward)."""
+        return contextlib.nullcontext()
+
+    def estimate(self, solver, s: StepState, state) -> torch.Tensor:
+        raise NotImplementedError
+
+    def combine(self, solver, s: StepState, state, g_base, estimate) -> torch.Tensor:
+        raise NotImplementedError
+
+    def params(self, solver) -> dict:
+        return {}
+
+    def record(self, state) -> dict:
+        return {}
 
 
 def randn(shape, generators, *, device, dtype) -> torch.Tensor:
@@ -83,14 +143,24 @@ def rademacher(shape, generators, *, device, dtype) -> torch.Tensor:
 
 class Solver:
     """The shared loop: respaced timesteps, ancestral (DDPM) or DDIM step, guidance hook, progress,
-    callbacks, NFE/VJP counts. Subclasses set `name`, `needs_grad` and override a hook."""
+    callbacks, NFE/VJP counts. A method is a subclass that sets `name` (its registry key), `label`,
+    `cost` (network forwards, VJPs per step, as documented; `cost_up_to` when inner solvers may stop
+    early), `needs_grad`, and overrides a hook: `guidance` or `step`. Its parameters are the keyword
+    arguments of its `__init__` (and of the classes it forwards `**kwargs` to), each stored under its
+    own name: `params()` reads them back, before or after any call. Per-call values live in the
+    context made by `prepare`; `terms` are guidance terms composed on top (see `GuidanceTerm`)."""
 
     name = "unconditional"
+    label = "Unconditional sampling"
+    summary = ""  # one plain sentence: what the method is good for (method guides, `inversa solvers`)
+    cost: tuple[int, int] = (1, 0)  # network forwards, VJPs per step with the default parameters
+    cost_up_to = False
     needs_grad = False
     variant: str | None = None
+    context = Context
 
     def __init__(self, prior: DiffusionPrior, *, sampler: str = "ddpm", eta: float = 1.0, clip_x0: bool = True,
-                 start: float = 1.0):
+                 start: float = 1.0, terms: tuple = ()):
         if sampler not in SAMPLERS:
             raise UserError(f"sampler {sampler!r} is not supported; accepted: {', '.join(SAMPLERS)}")
         if not 0 <= eta <= 1:
@@ -100,30 +170,65 @@ class Solver:
         self.prior = prior
         self.sampler, self.eta, self.clip_x0 = sampler, (1.0 if sampler == "ddpm" else float(eta)), clip_x0
         self.start = float(start)
-        self.stride = 1.0  # training steps per respaced step, set by `timesteps`
-        self.vjp_count = 0
+        self.terms = tuple(terms)
+
+    @property
+    def requires_grad(self) -> bool:
+        """Whether the loop builds x_t with grad: the method's own need, or a composed term's."""
+        return self.needs_grad or any(t.needs_grad for t in self.terms)
 
     # --- hooks ---------------------------------------------------------------------------------
     def guidance(self, s: StepState) -> torch.Tensor | float:
         """The correction added to the unconditional step's x_{t-1} (0 for plain sampling)."""
         return 0.0
 
+    def correction(self, s: StepState) -> torch.Tensor | float:
+        """`guidance` plus the composed terms (each term's estimate first, then the base's guidance)."""
+        if not self.terms:
+            return self.guidance(s)
+        states = s.ctx.terms
+        estimates = [term.estimate(self, s, st) for term, st in zip(self.terms, states)]
+        g = self.guidance(s)
+        for term, st, est in zip(self.terms, states, estimates):
+            g = term.combine(self, s, st, g, est)
+        return g
+
     def step(self, s: StepState) -> torch.Tensor:
         """x_{t-1}: the prior's reverse step from the prediction, plus the guidance correction."""
         x_prev = self.prior_step(s)
-        g = self.guidance(s)
+        g = self.correction(s)
         return (x_prev + g).detach()
 
-    def prepare(self, problem: Problem, timesteps: list[int]) -> None:
-        """Per-call setup (e.g. precomputations on the operator)."""
+    def prepare(self, problem: Problem, timesteps: list[int], num_steps: int | None = None) -> Context:
+        """The per-call context (e.g. precomputations on the operator). Overrides call this first.
+        `num_steps`: the respaced step count (more than len(timesteps) with a warm start; default that)."""
+        stride = self.prior.num_train_timesteps / (num_steps or len(timesteps))
+        ctx = self.context(problem=problem, timesteps=timesteps, stride=stride)
+        ctx.terms = [term.prepare(self, ctx) for term in self.terms]
+        return ctx
 
     def params(self) -> dict:
-        """Method parameters recorded in run metadata."""
-        return {}
+        """Method parameters (recorded in run metadata): the constructor's keyword arguments, read back."""
+        from inversa.params import declared_params
+
+        out = {p.name: getattr(self, p.name) for p in declared_params(type(self)) if hasattr(self, p.name)}
+        for term in self.terms:
+            out.update(term.params(self))
+        return out
+
+    def run_metadata(self, ctx: Context) -> dict:
+        """What a call adds to `params()` in its metadata: resolved per-call values and solver logs."""
+        out = ctx.record()
+        for term, st in zip(self.terms, ctx.terms):
+            out.update(term.record(st))
+        return out
 
     # --- shared pieces -------------------------------------------------------------------------
-    def predict(self, x_t: torch.Tensor, t: int) -> Prediction:
-        return self.prior.predict(x_t, t, clip=self.clip_x0)
+    def predict(self, x_t: torch.Tensor, t: int, ctx: Context | None = None) -> Prediction:
+        with contextlib.ExitStack() as stack:
+            for term in self.terms:
+                stack.enter_context(term.predict_mode())
+            return self.prior.predict(x_t, t, clip=self.clip_x0)
 
     def prior_step(self, s: StepState) -> torch.Tensor:
         pred = Prediction(s.pred.eps.detach(), s.pred.x0hat.detach(), None if s.pred.var_values is None else s.pred.var_values.detach())
@@ -133,20 +238,12 @@ class Solver:
         noise = randn(mean.shape, s.problem.generators, device=mean.device, dtype=mean.dtype)
         return mean + torch.as_tensor(var, dtype=mean.dtype, device=mean.device) ** 0.5 * noise
 
-    def vjp(self, output: torch.Tensor, inputs: torch.Tensor, *, retain_graph: bool = False) -> torch.Tensor:
-        """d(output.sum())/d inputs; counted once per call (one backward pass through the network)."""
-        self.vjp_count += 1
-        (g,) = torch.autograd.grad(output.sum(), inputs, retain_graph=retain_graph)
-        return g
-
     def timesteps(self, num_steps: int) -> list[int]:
         """Respaced timesteps from the diffusers scheduler ("leading" spacing, like DDPM/DDIM); with
-        start < 1 only those below start * T (the last ones, as diffusers' img2img `strength`). Sets
-        `stride`, the training steps one respaced step spans (T / num_steps, whatever the start)."""
+        start < 1 only those below start * T (the last ones, as diffusers' img2img `strength`)."""
         T = self.prior.num_train_timesteps
         if not isinstance(num_steps, int) or num_steps <= 0 or num_steps > T:
             raise UserError(f"num_steps must be an integer in [1, {T}], got {num_steps!r}")
-        self.stride = T / num_steps
         sched = copy.deepcopy(self.prior.scheduler)  # from_config imports every diffusers scheduler (seconds)
         sched.set_timesteps(num_steps)
         ts = [int(t) for t in sched.timesteps]
@@ -166,7 +263,8 @@ class Solver:
         y_m = 2 * y - operator.A(torch.ones(shape, device=dev, dtype=dt))
         problem = Problem(y=y_m, operator=operator, sigma=2 * operator.sigma, generators=gens)
         x_init = None if self.start == 1 or x_T is not None else 2 * operator.naive_inverse(y) - 1
-        return self._run(shape, problem, num_steps, callback, progress, x_T, x_init)
+        return self.run(shape, problem, num_steps=num_steps, callback=callback, progress=progress, x_T=x_T,
+                        x_init=x_init)
 
     def sample(self, shape: tuple[int, ...], *, generator=None, num_steps: int = 100, callback=None,
                progress: bool = True, x_T: torch.Tensor | None = None) -> SolverOutput:
@@ -174,19 +272,23 @@ class Solver:
         if self.start < 1 and x_T is None:
             raise UserError(f"start={self.start} needs an image to start from; generation starts at 1")
         gens = as_generators(generator, shape[0])
-        return self._run(tuple(shape), Problem(y=None, operator=None, sigma=0.0, generators=gens), num_steps, callback,
-                         progress, x_T)
+        return self.run(tuple(shape), Problem(y=None, operator=None, sigma=0.0, generators=gens), num_steps=num_steps,
+                        callback=callback, progress=progress, x_T=x_T)
 
-    def to_image(self, x: torch.Tensor) -> torch.Tensor:
+    def to_image(self, x: torch.Tensor, ctx: Context | None = None) -> torch.Tensor:
         """The loop's final x (model space) -> image in [0, 1]."""
         return ((x + 1) / 2).clamp(0, 1)
 
-    def _run(self, shape, problem, num_steps, callback, progress, x_T, x_init=None) -> SolverOutput:
+    def run(self, shape, problem, *, num_steps, callback=None, progress=True, x_T=None, x_init=None,
+            ctx_fields: dict | None = None) -> SolverOutput:
+        """The loop on a prepared problem (model scale); `ctx_fields` seed the context (e.g. class labels)."""
         dev, dt = self.prior.device, torch.float64 if self.prior.dtype == torch.float64 else torch.float32
         gens = problem.generators
         ts = self.timesteps(num_steps)
-        self.prepare(problem, ts)
-        nfe0, self.vjp_count, t0 = self.prior.nfe, 0, time.perf_counter()
+        ctx = self.prepare(problem, ts, num_steps)
+        for key, value in (ctx_fields or {}).items():
+            setattr(ctx, key, value)
+        nfe0, t0 = self.prior.nfe, time.perf_counter()
         x = x_T.to(dev, dt) if x_T is not None else randn(shape, gens, device=dev, dtype=dt)
         if x_init is not None:  # warm start (SDEdit / CCDF): the naive inverse diffused forward to ts[0]
             ab = self.prior.abar(ts[0])
@@ -195,23 +297,21 @@ class Solver:
         try:
             for i, t in enumerate(ts):
                 t_prev = ts[i + 1] if i + 1 < len(ts) else -1
-                x = self._one_step(i, len(ts), t, t_prev, x, problem, callback)
+                x = self._one_step(StepState(i, len(ts), t, t_prev, x, None, problem, ctx), callback)
                 bar.update(1)
         finally:
             bar.close()
         meta = {"solver": self.name, "variant": self.variant, "sampler": self.sampler, "eta": self.eta,
-                "num_steps": len(ts), "start": self.start, "clip_x0": self.clip_x0, "prior": self.prior.name, **self.params(),
-                "nfe": self.prior.nfe - nfe0, "vjp": self.vjp_count, "seconds": time.perf_counter() - t0}
-        return SolverOutput(x=self.to_image(x), nfe=meta["nfe"], vjp=self.vjp_count, metadata=meta)
+                "num_steps": len(ts), "start": self.start, "clip_x0": self.clip_x0, "prior": self.prior.name,
+                **self.params(), **self.run_metadata(ctx),
+                "nfe": self.prior.nfe - nfe0, "vjp": ctx.vjp, "seconds": time.perf_counter() - t0}
+        return SolverOutput(x=self.to_image(x, ctx), nfe=meta["nfe"], vjp=ctx.vjp, metadata=meta)
 
-    def _one_step(self, i, n, t, t_prev, x, problem, callback):
-        with torch.enable_grad() if self.needs_grad else torch.no_grad():
-            x_t = x.detach().requires_grad_(self.needs_grad)
-            s = StepState(i, n, t, t_prev, x_t, None, problem)
-            s.pred = self.predict(x_t, t) if self.predicts_in_loop else None
+    def _one_step(self, s: StepState, callback):
+        with torch.enable_grad() if self.requires_grad else torch.no_grad():
+            s.x_t = s.x_t.detach().requires_grad_(self.requires_grad)
+            s.pred = self.predict(s.x_t, s.t, s.ctx)
             x_prev = self.step(s)
         if callback is not None:
             callback(s, x_prev)
         return x_prev.detach()
-
-    predicts_in_loop = True  # solvers that call the network themselves in `step` set False

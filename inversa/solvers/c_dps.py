@@ -26,26 +26,38 @@ sigma_min (noise floor on the model scale). Measured figures: docs/posterior.md,
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from inversa.errors import UserError, check_choice, check_positive_int
-from inversa.solvers.base import Solver, StepState, rademacher, randn
-from inversa.solvers.ca_dps import CGLog
-from inversa.solvers.cg import _bview, bdot, cg
+from inversa.solvers.base import Context, Solver, StepState, rademacher, randn
+from inversa.solvers.cg import CGLog, _bview, bdot, cg
 from inversa.solvers.covariance import METHODS as PRODUCTS
 from inversa.solvers.covariance import TweedieCovariance
 from inversa.solvers.lanczos import sqrt_apply
+from inversa.solvers.registry import register
 
 Y_PATHS = ("coupled", "independent")
 VARIANTS = ("corrected", "paper")
 COVARIANCES = ("full", "scalar")
 
 
+@dataclass
+class CDPSContext(Context):
+    floor: float = 0.0  # s_t² >= floor: var_floor, or beta_1 of the prior
+
+
+@register("c-dps")
 class CDPS(Solver):
     """Coupled data/measurement diffusion: a Gaussian step posterior, 1-2 forwards and no VJP per step."""
 
-    name = "c-dps"
+    label = "Coupled diffusion (C-DPS)"
+    summary = ("cheap (no gradient pass, nothing to tune); strongest on super-resolution and deblurring when "
+               "warm-started")
+    cost = (2, 0)
     needs_grad = False
+    context = CDPSContext
 
     def __init__(self, prior, *, variant: str = "corrected", covariance: str = "scalar", y_path: str = "coupled",
                  var_floor: float | None = None, cg_iters: int = 30, cg_tol: float = 1e-4, sigma_min: float = 1e-3,
@@ -70,22 +82,20 @@ class CDPS(Solver):
         self.y_path, self.var_floor, self.cg_iters, self.cg_tol, self.sigma_min = y_path, var_floor, cg_iters, float(cg_tol), float(sigma_min)
         self.variant = variant
 
-    def prepare(self, problem, timesteps):
-        self._floor = float(1 - self.prior.alphas_cumprod[0]) if self.var_floor is None else float(self.var_floor)
-        self.cg_log = CGLog()
+    def prepare(self, problem, timesteps, num_steps=None):
+        ctx = super().prepare(problem, timesteps, num_steps)
+        ctx.floor = float(1 - self.prior.alphas_cumprod[0]) if self.var_floor is None else float(self.var_floor)
+        return ctx
 
-    def params(self):
-        extra = {} if self.variant == "paper" else {"covariance": self.covariance, "cov_product": self.cov_product,
-                                                    "delta": self.delta, **({"sqrt_iters": self.sqrt_iters} if self.covariance == "full" else {})}
-        return {**extra, "y_path": self.y_path, "var_floor": self._floor, "sigma_min": self.sigma_min,
-                "solve": "cg" if self.cg_log.solves else "closed-form", "cg_iters": self.cg_iters, "cg_tol": self.cg_tol,
-                **self.cg_log.as_dict()}
+    def run_metadata(self, ctx):
+        return {**super().run_metadata(ctx), "var_floor": ctx.floor, "solve": "cg" if ctx.cg.solves else "closed-form",
+                **ctx.cg.as_dict()}
 
     def step(self, s: StepState) -> torch.Tensor:
         p, op, x_t = s.problem, s.problem.operator, s.x_t
         dev, dt, gens = x_t.device, x_t.dtype, p.generators
         mu, var = self.prior.step_mean_var(x_t, s.t, s.t_prev, s.pred, eta=self.eta)
-        D = torch.as_tensor(var, dtype=dt, device=dev).clamp(min=self._floor).sqrt()
+        D = torch.as_tensor(var, dtype=dt, device=dev).clamp(min=s.ctx.floor).sqrt()
         ap = self.prior.abar(s.t_prev)
         if self.y_path == "coupled":  # the eps of the step (consistent with a clipped x0hat)
             noise = (x_t - self.prior.abar(s.t) ** 0.5 * s.pred.x0hat) / (1 - self.prior.abar(s.t)) ** 0.5
@@ -104,7 +114,7 @@ class CDPS(Solver):
             w = rhs / (1 + D**2 * d.to(rhs) / r2)
         if w is None:
             w, info = cg(lambda v: v + D * op.A_adjoint(op.A(D * v)) / r2, rhs, tol=self.cg_tol, max_iter=self.cg_iters)
-            self.cg_log.add(info)
+            s.ctx.cg.add(info)
         return D * w
 
     def corrected_step(self, s: StepState, mu: torch.Tensor, D: torch.Tensor, ap: float, y_prev: torch.Tensor) -> torch.Tensor:
@@ -131,14 +141,14 @@ class CDPS(Solver):
         D2 = D**2
         if self.covariance == "scalar" and D.numel() == 1:
             c1, c2 = D2 + ap * sbar, ap * r2  # A^T (c1 A A^T + c2)^{-1} b = (c1 A^T A + c2)^{-1} A^T b, per image
-            return x + D2 * self._scalar_solve(op, op.A_adjoint(rhs), c1, c2)
+            return x + D2 * self._scalar_solve(op, op.A_adjoint(rhs), c1, c2, s.ctx.cg)
         matvec = (lambda u: op.A(D2 * op.A_adjoint(u)) + ap * (r2 * u + op.A(cov(op.A_adjoint(u))))) \
             if self.covariance == "full" else (lambda u: op.A(D2 * op.A_adjoint(u)) + ap * (r2 * u + sbar * op.A(op.A_adjoint(u))))
         u, info = cg(matvec, rhs, tol=self.cg_tol, max_iter=self.cg_iters)
-        self.cg_log.add(info)
+        s.ctx.cg.add(info)
         return x + D2 * op.A_adjoint(u)
 
-    def _scalar_solve(self, op, b: torch.Tensor, c1: torch.Tensor, c2: float) -> torch.Tensor:
+    def _scalar_solve(self, op, b: torch.Tensor, c1: torch.Tensor, c2: float, log: CGLog) -> torch.Tensor:
         """(c1 A^T A + c2 I)^{-1} b with c1 per image: the operator's closed form image by image, else CG."""
         cv = _bview(c1.flatten(), b)
         d = op.gram_diagonal()
@@ -149,5 +159,5 @@ class CDPS(Solver):
         if first is not None:  # the operator's closed form, image by image (c differs per image)
             return torch.cat([first] + [op.gram_solve(b[i : i + 1], r) for i, r in enumerate(ratio[1:], 1)]) / c2
         w, info = cg(lambda v: c2 * v + cv * op.A_adjoint(op.A(v)), b, tol=self.cg_tol, max_iter=self.cg_iters)
-        self.cg_log.add(info)
+        log.add(info)
         return w

@@ -43,39 +43,24 @@ Measured figures: docs/posterior.md (exact posteriors), docs/quality.md (photos)
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
 from inversa.errors import UserError, check_choice, check_positive_int
 from inversa.pretrained.prior import Prediction
 from inversa.solvers.base import StepState, rademacher, randn
-from inversa.solvers.cg import cg
+from inversa.solvers.cg import CGLog, cg
 from inversa.solvers.covariance import METHODS as PRODUCTS
 from inversa.solvers.covariance import PriorScaleCovariance, TweedieCovariance
+from inversa.solvers.dps import DPS, DPSContext
 from inversa.solvers.lanczos import sqrt_apply
-from inversa.solvers.dps import DPS
+from inversa.solvers.registry import register
 
 VARIANTS = ("paper", "reference")
 COVARIANCES = ("full", "diagonal")
 STEP_VARIANCES = ("posterior", "prior")
 MEAN_SHIFTS = ("vjp", "covariance")
-
-
-class CGLog:
-    """Worst conjugate-gradient outcome over a run (recorded in metadata)."""
-
-    def __init__(self):
-        self.solves, self.unconverged, self.max_residual, self.max_iterations = 0, 0, 0.0, 0
-
-    def add(self, info):
-        self.solves += 1
-        self.unconverged += int((~info.converged).sum())
-        self.max_residual = max(self.max_residual, float(info.residual.max()))
-        self.max_iterations = max(self.max_iterations, int(info.iterations.max()))
-
-    def as_dict(self, prefix="cg_"):
-        return {f"{prefix}solves": self.solves, f"{prefix}unconverged": self.unconverged,
-                f"{prefix}max_residual": self.max_residual, f"{prefix}max_iterations": self.max_iterations}
 
 
 def step_coefficients(prior, t: int, t_prev: int, eta: float) -> tuple[float, float]:
@@ -86,11 +71,21 @@ def step_coefficients(prior, t: int, t_prev: int, eta: float) -> tuple[float, fl
     return float(mean), float(var)
 
 
+@dataclass
+class CADPSContext(DPSContext):
+    closed_form: bool = False  # diagonal covariance: A^T A diagonal, the solve in closed form
+
+
+@register("ca-dps")
 class CADPS(DPS):
     """Covariance-aware DPS: the full posterior covariance, matrix-free; k + sqrt_iters + 2 forwards and no VJP per step."""
 
-    name = "ca-dps"
-    needs_grad = True
+    label = "Covariance-aware DPS"
+    summary = ("uses how pixels vary together under the prior, so what is seen informs what is missing; "
+               "no step size to tune; the slowest per step")
+    cost = (8, 0)  # 1 + sqrt_iters + cg_iters + 1 with the defaults
+    cost_up_to = True  # CG stops early on convergence or non-positive curvature
+    context = CADPSContext
 
     def __init__(self, prior, *, variant: str = "paper", delta: float = 1e-3, fd_probes: int = 1, cg_iters: int = 2,
                  cg_tol: float = 1e-4, multiplier: float = 1.0, step_variance: str = "posterior", sigma_min: float = 1e-3,
@@ -120,24 +115,16 @@ class CADPS(DPS):
         self.full_below, self.data_var = float(full_below), float(data_var)
         self.needs_grad = variant == "reference" or mean_shift == "vjp"
 
-    def prepare(self, problem, timesteps):
-        super().prepare(problem, timesteps)
-        self.cg_log = CGLog()
-        self._closed_form = problem.operator.gram_diagonal() is not None
+    def prepare(self, problem, timesteps, num_steps=None):
+        ctx = super().prepare(problem, timesteps, num_steps)
+        ctx.closed_form = problem.operator.gram_diagonal() is not None
+        return ctx
 
-    def params(self):
+    def run_metadata(self, ctx):
+        out = {**super().run_metadata(ctx), **ctx.cg.as_dict()}
         if self.variant == "reference":
-            return {**super().params(), "time_difference": "eps(x_t,t)-eps(x_t,t_prev)"}
-        if self.covariance == "full":
-            return {"covariance": "full", "cov_product": self.cov_product, "full_below": self.full_below,
-                    "data_var": self.data_var, "mean_shift": self.mean_shift, "delta": self.delta,
-                    "multiplier": self.multiplier, "step_variance": self.step_variance, "sqrt_iters": self.sqrt_iters,
-                    "sigma_min": self.sigma_min, "solve": "cg", "cg_iters": self.cg_iters, "cg_tol": self.cg_tol,
-                    **self.cg_log.as_dict()}
-        return {"covariance": "diagonal", "mean_shift": self.mean_shift, "delta": self.delta, "fd_probes": self.fd_probes, "multiplier": self.multiplier,
-                "step_variance": self.step_variance, "sigma_min": self.sigma_min, "cov_max": self.cov_max,
-                "solve": "closed-form" if self._closed_form else "cg", "cg_iters": self.cg_iters, "cg_tol": self.cg_tol,
-                **self.cg_log.as_dict()}
+            return {**out, "time_difference": "eps(x_t,t)-eps(x_t,t_prev)"}
+        return {**out, "solve": "cg" if self.covariance == "full" or not ctx.closed_form else "closed-form"}
 
     # --- the covariance ---------------------------------------------------------------------
     def x0_covariance(self, x_t: torch.Tensor, t: int, eps: torch.Tensor, generators=None) -> torch.Tensor:
@@ -153,13 +140,13 @@ class CADPS(DPS):
         # a variance is >= 0, and <= cov_max (1 for data in [-1, 1]): clamps the probe noise
         return (((1 - a) / a) * (1 - (1 - a) ** 0.5 * jdiag)).clamp(0, self.cov_max)
 
-    def solve(self, operator, S: torch.Tensor, r2: float, rhs: torch.Tensor) -> torch.Tensor:
+    def solve(self, operator, S: torch.Tensor, r2: float, rhs: torch.Tensor, log: CGLog) -> torch.Tensor:
         """A^T (r2 I + A S A^T)^{-1} rhs: closed form when A^T A is diagonal, CG otherwise."""
         d = operator.gram_diagonal()
         if d is not None:  # push-through identity: A^T (r2 + A S A^T)^{-1} = (r2 + A^T A S)^{-1} A^T
             return operator.A_adjoint(rhs) / (r2 + d.to(S) * S)
         u, info = cg(lambda v: r2 * v + operator.A(S * operator.A_adjoint(v)), rhs, tol=self.cg_tol, max_iter=self.cg_iters)
-        self.cg_log.add(info)
+        log.add(info)
         return operator.A_adjoint(u)
 
     # --- guidance and step ------------------------------------------------------------------
@@ -168,7 +155,7 @@ class CADPS(DPS):
             with torch.no_grad():  # the released code's d eps / dt surrogate (eps itself at the last step)
                 eps_prev = 0.0 if s.last else self.prior.predict(s.x_t.detach(), s.t_prev, clip=False).eps
                 w = 1 + (s.pred.eps.detach() - eps_prev)
-            return -self._zeta * w * self.vjp(self.residual_norm(s), s.x_t)
+            return -s.ctx.zeta * w * s.vjp(self.residual_norm(s), s.x_t)
         if self.covariance == "full":
             c_x0, _ = step_coefficients(self.prior, s.t, s.t_prev, self.eta)
             return self.multiplier * c_x0 * self.posterior_shift(s)
@@ -177,13 +164,13 @@ class CADPS(DPS):
         S = self.x0_covariance(s.x_t, s.t, s.pred.eps, p.generators)
         r2 = max(p.sigma, self.sigma_min) ** 2
         with torch.no_grad():
-            w = self.solve(op, S, r2, p.y - op.A(x0.detach()))  # A^T Σ^{-1} (y - A x0hat)
-        self._S, self._r2 = S, r2
+            w = self.solve(op, S, r2, p.y - op.A(x0.detach()), s.ctx.cg)  # A^T Σ^{-1} (y - A x0hat)
+        s.scratch["S"], s.scratch["r2"] = S, r2  # the step's Matheron draw reuses them
         a = self.prior.abar(s.t)
         c_x0, _ = step_coefficients(self.prior, s.t, s.t_prev, self.eta)
         if self.mean_shift == "covariance":  # S_t in place of c_t J_t^T: equal for an exact denoiser
             return self.multiplier * c_x0 * S * w
-        return self.multiplier * c_x0 * (1 - a) / a**0.5 * self.vjp(x0 * w, s.x_t)
+        return self.multiplier * c_x0 * (1 - a) / a**0.5 * s.vjp(x0 * w, s.x_t)
 
     def covariance_at(self, s: StepState):
         """Cov[x0 | x_t] as products: the network's (finite differences or JVP) where the noise-to-signal
@@ -209,17 +196,17 @@ class CADPS(DPS):
             e = sqrt_apply(cov, randn(x0.shape, gens, device=x0.device, dtype=x0.dtype), self.sqrt_iters)
             rhs = rhs - op.A(e) - r2**0.5 * randn(p.y.shape, gens, device=x0.device, dtype=x0.dtype)
         u, info = cg(lambda w: r2 * w + op.A(cov(op.A_adjoint(w))), rhs, tol=self.cg_tol, max_iter=self.cg_iters)
-        self.cg_log.add(info)
+        s.ctx.cg.add(info)
         if self.mean_shift == "covariance":
             shift = cov(op.A_adjoint(u))
         else:  # the likelihood gradient's form c_t J_t^T A^T u, one VJP
-            shift = cov.c * self.vjp(s.pred.x0hat * op.A_adjoint(u).detach(), s.x_t)
+            shift = cov.c * s.vjp(s.pred.x0hat * op.A_adjoint(u).detach(), s.x_t)
         return shift if e is None else shift + e
 
     def step(self, s: StepState) -> torch.Tensor:
         if self.variant == "reference" or (self.step_variance == "prior" and self.covariance == "diagonal"):
             return super().step(s)
-        g = self.guidance(s)  # also the hooks of plug-ins (CMI) stacked on top
+        g = self.correction(s)  # the guidance, with any composed term (CMI) on top
         with torch.no_grad():
             pred = Prediction(s.pred.eps.detach(), s.pred.x0hat.detach())
             mean, _ = self.prior.step_mean_var(s.x_t.detach(), s.t, s.t_prev, pred, eta=self.eta)
@@ -231,7 +218,8 @@ class CADPS(DPS):
             if self.covariance == "full" or self.step_variance == "prior":
                 return x
             # Matheron: e - S A^T Σ^{-1} (A e + n), e ~ N(0, S), n ~ N(0, r2), has covariance Cov[x0|x_t,y].
-            e = self._S.sqrt() * randn(mean.shape, gens, device=mean.device, dtype=mean.dtype)
-            n = self._r2**0.5 * randn(s.problem.y.shape, gens, device=mean.device, dtype=mean.dtype)
-            x = x + c_x0 * (e - self._S * self.solve(op, self._S, self._r2, op.A(e) + n))
+            S, r2 = s.scratch["S"], s.scratch["r2"]
+            e = S.sqrt() * randn(mean.shape, gens, device=mean.device, dtype=mean.dtype)
+            n = r2**0.5 * randn(s.problem.y.shape, gens, device=mean.device, dtype=mean.dtype)
+            x = x + c_x0 * (e - S * self.solve(op, S, r2, op.A(e) + n, s.ctx.cg))
         return x

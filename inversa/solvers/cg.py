@@ -30,6 +30,23 @@ class CGInfo:
 _GRAIN = 32768  # torch's CPU grain size: shorter rows are each reduced by one thread, in one order
 
 
+class CGLog:
+    """Worst conjugate-gradient outcome over a run (recorded in metadata)."""
+
+    def __init__(self):
+        self.solves, self.unconverged, self.max_residual, self.max_iterations = 0, 0, 0.0, 0
+
+    def add(self, info):
+        self.solves += 1
+        self.unconverged += int((~info.converged).sum())
+        self.max_residual = max(self.max_residual, float(info.residual.max()))
+        self.max_iterations = max(self.max_iterations, int(info.iterations.max()))
+
+    def as_dict(self, prefix="cg_"):
+        return {f"{prefix}solves": self.solves, f"{prefix}unconverged": self.unconverged,
+                f"{prefix}max_residual": self.max_residual, f"{prefix}max_iterations": self.max_iterations}
+
+
 def bdot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Per-image inner products, shape (B,), bit-identical at any batch size. A batched reduction
     of long rows (or any on a GPU) splits the work by batch size and changes the last bits, so

@@ -37,18 +37,30 @@ configs: 1 / 1) is not implemented; (2) timesteps come from the shared loop ("le
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from inversa.errors import UserError
-from inversa.solvers.base import Solver, StepState, randn
+from inversa.solvers.base import Context, Solver, StepState, randn
 from inversa.solvers.ddrm import check_fraction, check_nonneg, own_step_sampler, spectral
+from inversa.solvers.registry import register
 
 
+@dataclass
+class DDNMContext(Context):
+    variant: str = "svd"  # "svd": the operator's closed-form SVD; "pinv": A^† by the operator (all s_i = 1)
+
+
+@register("ddnm")
 class DDNM(Solver):
     """Null-space diffusion (DDNM, and DDNM+ for noisy y). Parameters: `eta`, `s_min`."""
 
-    name = "ddnm"
+    label = "DDNM (null-space diffusion)"
+    summary = "keeps what the photo shows and lets the prior fill the rest; fast, no gradient pass"
+    cost = (1, 0)
     needs_grad = False
+    context = DDNMContext
 
     def __init__(self, prior, *, eta: float = 0.85, s_min: float = 1e-3, clip_x0: bool = False, cg_iters: int = 50,
                  **kwargs):
@@ -60,11 +72,13 @@ class DDNM(Solver):
             raise UserError(f"cg_iters must be a positive integer, got {cg_iters!r}")
         self.cg_iters = cg_iters
 
-    def prepare(self, problem, timesteps):
-        self.variant = "svd" if problem.operator is None or problem.operator.has_svd else "pinv"
+    def prepare(self, problem, timesteps, num_steps=None):
+        ctx = super().prepare(problem, timesteps, num_steps)
+        ctx.variant = "svd" if problem.operator is None or problem.operator.has_svd else "pinv"
+        return ctx
 
-    def params(self):
-        return {"s_min": self.s_min, "cg_iters": self.cg_iters, "sampler_ignored": self.requested_sampler}
+    def run_metadata(self, ctx):
+        return {**super().run_metadata(ctx), "variant": ctx.variant, "sampler_ignored": self.requested_sampler}
 
     def _coefficients(self, sv, safe, a, st, sy):
         """λ, d1 (fresh noise), d2 (the step's eps) per spectral coordinate."""
@@ -88,7 +102,7 @@ class DDNM(Solver):
         eps = (x_t - a_t**0.5 * x0) / (1 - a_t) ** 0.5
         a, st, sy = ap**0.5, (1 - ap) ** 0.5, p.sigma
         z = randn(x0.shape, p.generators, device=x0.device, dtype=x0.dtype)
-        if self.variant == "svd":
+        if s.ctx.variant == "svd":
             sv, safe = spectral(op, x0, self.s_min)
             xb, eb, uy = op.V_T(x0), op.V_T(eps), op.U_T(p.y)
             corr = torch.where(sv > 0, (sv * xb - uy) / safe, torch.zeros_like(xb))  # V^T A^†(A x0 - y)

@@ -40,6 +40,7 @@ import torch
 
 from inversa.errors import UserError
 from inversa.solvers.base import Solver, StepState, randn
+from inversa.solvers.registry import register
 
 
 def check_fraction(value, what: str) -> float:
@@ -74,10 +75,13 @@ def spectral(op, x0: torch.Tensor, s_min: float):
     return s, torch.where(s > 0, s, torch.ones_like(s))
 
 
+@register("ddrm")
 class DDRM(Solver):
     """Denoising Diffusion Restoration Models. Parameters: `eta` (η), `eta_b` (η_b), `s_min`."""
 
-    name = "ddrm"
+    label = "DDRM (denoising diffusion restoration)"
+    summary = "fast and steady on super-resolution, inpainting and circular blur (needs an operator's SVD)"
+    cost = (1, 0)
     needs_grad = False
 
     def __init__(self, prior, *, eta: float = 0.85, eta_b: float = 1.0, s_min: float = 1e-3, clip_x0: bool = False,
@@ -88,12 +92,13 @@ class DDRM(Solver):
         self.eta_b = check_fraction(eta_b, "eta_b")
         self.s_min = check_nonneg(s_min, "s_min")
 
-    def prepare(self, problem, timesteps):
+    def prepare(self, problem, timesteps, num_steps=None):
         if problem.operator is not None:
             problem.operator.check_svd("DDRM")
+        return super().prepare(problem, timesteps, num_steps)
 
-    def params(self):
-        return {"eta_b": self.eta_b, "s_min": self.s_min, "sampler_ignored": self.requested_sampler}
+    def run_metadata(self, ctx):
+        return {**super().run_metadata(ctx), "sampler_ignored": self.requested_sampler}
 
     def step(self, s: StepState) -> torch.Tensor:
         op, p = s.problem.operator, s.problem

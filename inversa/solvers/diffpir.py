@@ -38,12 +38,16 @@ from inversa.errors import UserError
 from inversa.solvers.base import Solver, StepState, randn
 from inversa.solvers.cg import cg
 from inversa.solvers.ddrm import own_step_sampler
+from inversa.solvers.registry import register
 
 
+@register("diffpir")
 class DiffPIR(Solver):
     """Plug-and-play diffusion with an exact data proximal step. Parameters: `lam` (λ), `zeta` (ζ)."""
 
-    name = "diffpir"
+    label = "DiffPIR (plug-and-play diffusion)"
+    summary = "alternates a denoising step and a data step; fast, no gradient pass"
+    cost = (1, 0)
     needs_grad = False
 
     def __init__(self, prior, *, lam: float = 7.0, zeta: float = 0.3, sigma_floor: float = 0.001, cg_iters: int = 50,
@@ -62,9 +66,8 @@ class DiffPIR(Solver):
         self.lam, self.zeta, self.sigma_floor = float(lam), float(zeta), float(sigma_floor)
         self.cg_iters, self.cg_tol = cg_iters, float(cg_tol)
 
-    def params(self):
-        return {"lam": self.lam, "zeta": self.zeta, "sigma_floor": self.sigma_floor, "cg_iters": self.cg_iters,
-                "cg_tol": self.cg_tol, "sampler_ignored": self.requested_sampler}
+    def run_metadata(self, ctx):
+        return {**super().run_metadata(ctx), "sampler_ignored": self.requested_sampler}
 
     def rho(self, t: int, sigma_model: float) -> float:
         a = self.prior.abar(t)
@@ -78,7 +81,8 @@ class DiffPIR(Solver):
         rhs = op.A_adjoint(p.y) + rho * x0
         x = op.gram_solve(rhs / rho, 1 / rho)  # (I + A^T A / ρ)^{-1} rhs / ρ
         if x is None:
-            x, _ = cg(lambda v: op.AtA(v) + rho * v, rhs, x0=x0, tol=self.cg_tol, max_iter=self.cg_iters)
+            x, info = cg(lambda v: op.AtA(v) + rho * v, rhs, x0=x0, tol=self.cg_tol, max_iter=self.cg_iters)
+            s.ctx.cg.add(info)
         return x
 
     def step(self, s: StepState) -> torch.Tensor:

@@ -22,22 +22,37 @@ shared loop's (sampler, eta, clip_x0, start). Measured figures: docs/posterior.m
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from inversa.errors import UserError
-from inversa.solvers.base import Solver, StepState
+from inversa.solvers.base import Context, Solver, StepState
 from inversa.solvers.cg import bdot
+from inversa.solvers.registry import register
 
 # The reference step sizes (for 1000 ancestral steps on the [-1, 1] scale), by operator name.
 STEP_RULES = ("polyak", "stride")
 DEFAULT_SCALES = {"super_resolution": 0.3, "blur": 0.3, "inpainting": 0.5, "identity": 0.3}
 
 
+@dataclass
+class DPSContext(Context):
+    zeta: float = 0.0  # zeta_t: the stride rule's step size for this call
+    base_scale: float = 0.0  # the reference scale used (the task's when `scale` is None)
+    f_star: torch.Tensor | None = None  # Polyak's target sigma sqrt(m), per image
+
+
+@register("dps")
 class DPS(Solver):
     """Diffusion posterior sampling: per-sample residual norm, Polyak-capped step; 1 forward + 1 VJP per step."""
 
-    name = "dps"
+    label = "Diffusion posterior sampling"
+    summary = "the reference method: plausible, sharp detail on every task; can drift from the photo with few steps"
+    cost = (1, 1)
     needs_grad = True
+    guided = True  # a gradient-guided step: composed terms (CMI) can sit on it
+    context = DPSContext
 
     def __init__(self, prior, *, scale: float | None = None, rescale_for_steps: bool = True, step_rule: str = "polyak",
                  **kwargs):
@@ -48,16 +63,15 @@ class DPS(Solver):
             raise UserError(f"step_rule {step_rule!r} is unknown; accepted: {', '.join(STEP_RULES)}")
         self.scale, self.rescale_for_steps, self.step_rule = scale, rescale_for_steps, step_rule
 
-    def prepare(self, problem, timesteps):
-        base = self.scale if self.scale is not None else DEFAULT_SCALES.get(problem.operator.name, 0.3)
-        stride = self.stride if self.rescale_for_steps else 1.0
-        self._zeta = base * stride
-        self._base_scale = base
-        self._f_star = problem.sigma * self.measured_count(problem).sqrt()  # Polyak's target, fixed per call
+    def prepare(self, problem, timesteps, num_steps=None):
+        ctx = super().prepare(problem, timesteps, num_steps)
+        ctx.base_scale = self.scale if self.scale is not None else DEFAULT_SCALES.get(problem.operator.name, 0.3)
+        ctx.zeta = ctx.base_scale * (ctx.stride if self.rescale_for_steps else 1.0)
+        ctx.f_star = problem.sigma * self.measured_count(problem).sqrt()  # Polyak's target, fixed per call
+        return ctx
 
-    def params(self):
-        return {"scale": self._base_scale, "step_size": self._zeta, "rescale_for_steps": self.rescale_for_steps,
-                "step_rule": self.step_rule}
+    def run_metadata(self, ctx):
+        return {**super().run_metadata(ctx), "scale": ctx.base_scale, "step_size": ctx.zeta}
 
     def residual_norm(self, s: StepState) -> torch.Tensor:
         """||y - A(x0hat)||_2 per sample, shape (B,)."""
@@ -66,13 +80,14 @@ class DPS(Solver):
 
     def guidance(self, s: StepState) -> torch.Tensor:
         f = self.residual_norm(s)
-        g = self.vjp(f, s.x_t)
+        g = s.vjp(f, s.x_t)
+        zeta = s.ctx.zeta
         if self.step_rule == "stride":
-            return -self._zeta * g
+            return -zeta * g
         # Polyak's step for f = ||y - A x0hat||: the first-order step that takes f to its noise level
         # f* = sigma sqrt(m); the step size is the smaller of it and zeta (no overshoot at few steps).
-        polyak = (f.detach() - self._f_star).clamp(min=0) / bdot(g, g).clamp(min=1e-30)
-        return -torch.minimum(polyak, torch.full_like(polyak, self._zeta)).view(-1, *([1] * (g.ndim - 1))) * g
+        polyak = (f.detach() - s.ctx.f_star).clamp(min=0) / bdot(g, g).clamp(min=1e-30)
+        return -torch.minimum(polyak, torch.full_like(polyak, zeta)).view(-1, *([1] * (g.ndim - 1))) * g
 
     @staticmethod
     def measured_count(p) -> torch.Tensor:

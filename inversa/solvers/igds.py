@@ -24,11 +24,13 @@ growing with IPC as the paper prescribes).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
 from inversa.errors import UserError
-from inversa.solvers.base import Solver, SolverOutput, StepState
+from inversa.operators.noise import as_generators
+from inversa.solvers.base import Context, Problem, Solver, SolverOutput, StepState
 
 BETA_SCHEDULES = ("log", "sqrt", "constant")
 DEFAULT_SCALE = 5.0
@@ -49,6 +51,11 @@ def beta_for_ipc(ipc: int, beta0: float = DEFAULT_BETA0, schedule: str = "log") 
     raise UserError(f"beta_schedule {schedule!r} is not known; accepted: {', '.join(BETA_SCHEDULES)}")
 
 
+@dataclass
+class ConditionalContext(Context):
+    labels: torch.Tensor | None = None  # the class of each image being generated
+
+
 class ConditionalSampler(Solver):
     """Plain class-conditional sampling (the "unguided" baseline) on a `ClassConditionalPrior`.
 
@@ -56,29 +63,32 @@ class ConditionalSampler(Solver):
     (decoded to pixels for latent priors)."""
 
     name = "unguided"
+    context = ConditionalContext
 
     def __init__(self, prior, **kwargs):
         super().__init__(prior, **kwargs)
         if not hasattr(prior, "check_labels"):
             raise UserError(f"model {prior.name} is not a class-conditional prior")
-        self._labels = None
 
-    def predict(self, x_t: torch.Tensor, t: int):
-        return self.prior.predict(x_t, t, clip=self.clip_x0, class_labels=self._labels)
+    def predict(self, x_t: torch.Tensor, t: int, ctx=None):
+        return self.prior.predict(x_t, t, clip=self.clip_x0, class_labels=ctx.labels)
 
-    def to_image(self, x: torch.Tensor) -> torch.Tensor:
+    def to_image(self, x: torch.Tensor, ctx=None) -> torch.Tensor:
         with torch.no_grad():
             return ((self.prior.decode(x) + 1) / 2).clamp(0, 1)
 
     def params(self) -> dict:
-        return {"cfg_scale": self.prior.cfg_scale}
+        return {**super().params(), "cfg_scale": self.prior.cfg_scale}
 
     def generate(self, labels, *, generator=None, num_steps: int = 50, size: int | None = None, callback=None,
                  progress: bool = True) -> SolverOutput:
-        self._labels = self.prior.check_labels(labels)
-        out = self.sample(self.prior.sample_shape(len(self._labels), size), generator=generator, num_steps=num_steps,
-                          callback=callback, progress=progress)
-        out.metadata["class_labels"] = self._labels.tolist()
+        labels = self.prior.check_labels(labels)
+        shape = self.prior.sample_shape(len(labels), size)
+        gens = as_generators(generator, shape[0])
+        problem = Problem(y=None, operator=None, sigma=0.0, generators=gens)
+        out = self.run(shape, problem, num_steps=num_steps, callback=callback, progress=progress,
+                       ctx_fields={"labels": labels})
+        out.metadata["class_labels"] = labels.tolist()
         return out
 
 
@@ -117,8 +127,7 @@ class IGDS(ConditionalSampler):
         self.beta = float(beta) if beta is not None else beta_for_ipc(ipc, beta0, beta_schedule)
 
     def params(self) -> dict:
-        return {**super().params(), "ipc": self.ipc, "scale": self.scale, "beta": self.beta, "beta0": self.beta0,
-                "beta_schedule": self.beta_schedule, "window": list(self.window)}
+        return {**super().params(), "beta": self.beta, "window": list(self.window)}
 
     def in_window(self, t: int) -> bool:
         T = self.prior.num_train_timesteps
@@ -136,7 +145,7 @@ class IGDS(ConditionalSampler):
     def guidance(self, s: StepState) -> torch.Tensor | float:
         if self.scale == 0 or not self.in_window(s.t):
             return 0.0
-        L, _, _ = self.objective(s.pred.x0hat, self._labels)
-        g = self.vjp(L, s.x_t)
+        L, _, _ = self.objective(s.pred.x0hat, s.ctx.labels)
+        g = s.vjp(L, s.x_t)
         step_var = 1 - self.prior.abar(s.t) / self.prior.abar(s.t_prev)
         return self.scale * step_var * g.to(s.x_t.dtype)

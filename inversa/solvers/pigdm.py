@@ -35,15 +35,20 @@ import torch
 from inversa.errors import UserError
 from inversa.solvers.base import Solver, StepState
 from inversa.solvers.cg import cg
+from inversa.solvers.registry import register
 
 WEIGHTS = ("paper", "tweedie")
 
 
+@register("pigdm")
 class PiGDM(Solver):
     """Pseudoinverse-guided diffusion. Parameters: `weight` ("paper" | "tweedie"), `scale`, `cg_iters`, `cg_tol`."""
 
-    name = "pigdm"
+    label = "PiGDM (pseudoinverse-guided diffusion)"
+    summary = "a guided method with a principled step size; like DPS in cost"
+    cost = (1, 1)
     needs_grad = True
+    guided = True  # a gradient-guided step: composed terms (CMI) can sit on it
 
     def __init__(self, prior, *, weight: str = "paper", scale: float = 1.0, sampler: str = "ddim", eta: float = 1.0,
                  cg_iters: int = 50, cg_tol: float = 1e-6, **kwargs):
@@ -59,9 +64,6 @@ class PiGDM(Solver):
         self.weight, self.scale, self.cg_iters, self.cg_tol = weight, float(scale), cg_iters, float(cg_tol)
         self.variant = weight
 
-    def params(self):
-        return {"weight": self.weight, "scale": self.scale, "cg_iters": self.cg_iters, "cg_tol": self.cg_tol}
-
     def r2(self, t: int) -> float:
         return 1 - self.prior.abar(t)
 
@@ -75,13 +77,14 @@ class PiGDM(Solver):
         rhs = op.A_adjoint(res)
         w = op.gram_solve(rhs, c)
         if w is None:
-            w, _ = cg(lambda v: v + c * op.AtA(v), rhs, tol=self.cg_tol, max_iter=self.cg_iters)
+            w, info = cg(lambda v: v + c * op.AtA(v), rhs, tol=self.cg_tol, max_iter=self.cg_iters)
+            s.ctx.cg.add(info)
         return c * w
 
     def guidance(self, s: StepState) -> torch.Tensor:
         r2 = self.r2(s.t)
         w = self.data_direction(s, r2)
-        g = self.vjp(s.pred.x0hat * w, s.x_t)  # J^T w
+        g = s.vjp(s.pred.x0hat * w, s.x_t)  # J^T w
         a, ap = self.prior.abar(s.t), self.prior.abar(s.t_prev)
         if self.weight == "paper":
             coeff = (ap * a) ** 0.5

@@ -1,46 +1,80 @@
-"""Solvers by name, as the CLI, the evaluator and the UI select them."""
+"""Solvers by name, as the CLI, the evaluator and the UI select them.
+
+A method registers itself with a decorator in its own file; `inversa/solvers/__init__.py` imports
+each method file once (one line per method), which fills `SOLVERS` in that order:
+
+    @register("my-method")
+    class MyMethod(Solver): ...
+
+A guidance term registers as a composition: `@register("cmi-dps", composes="dps")` on a
+`GuidanceTerm` makes `make_solver("cmi-dps", prior, base="ca-dps", eta=0.1, **base_params)` build the
+base solver with the term on top (any registered gradient-guided base).
+"""
 
 from __future__ import annotations
 
-import torch
-
 from inversa.errors import UserError
-from inversa.solvers.base import SolverOutput
-from inversa.solvers.c_dps import CDPS
-from inversa.solvers.ca_dps import CADPS
-from inversa.solvers.cmi_dps import CMIDPS
-from inversa.solvers.ddnm import DDNM
-from inversa.solvers.ddrm import DDRM
-from inversa.solvers.diffpir import DiffPIR
-from inversa.solvers.dps import DPS
-from inversa.solvers.pigdm import PiGDM
+
+SOLVERS: dict[str, object] = {}  # name -> Solver subclass, or Composition (a term on a base solver)
 
 
-class Naive:
-    """The operator's simple inverse (bicubic upsampling, the blurred image, an interpolated fill):
-    the baseline every solver must beat. Needs no prior."""
+class Composition:
+    """A registered `GuidanceTerm` on top of a gradient-guided base solver (`base`, by name)."""
 
-    name = "naive"
+    def __init__(self, name: str, term: type, default_base: str):
+        self.name, self.term, self.default_base = name, term, default_base
+        self.__doc__ = term.__doc__
+        for attr in ("label", "summary", "cost", "cost_up_to"):
+            setattr(self, attr, getattr(term, attr, None))
 
-    def __init__(self, prior=None, **_):
-        pass
+    def bases(self) -> list[str]:
+        """The registered solvers a term can sit on: gradient-guided, not compositions."""
+        return [k for k, v in SOLVERS.items() if isinstance(v, type) and getattr(v, "guided", False)]
 
-    def __call__(self, y, operator, *, generator=None, num_steps=0, callback=None, progress=False, **_):
-        with torch.no_grad():
-            x = operator.naive_inverse(y).clamp(0, 1)
-        return SolverOutput(x=x, nfe=0, vjp=0, metadata={"solver": "naive", "nfe": 0, "vjp": 0})
+    def base_class(self, base: str | None) -> type:
+        key = _key(base if base is not None else self.default_base)
+        if key not in self.bases():
+            raise UserError(f"{self.name} base {base!r} is not a gradient-guided solver; accepted: {', '.join(self.bases())}")
+        return SOLVERS[key]
+
+    def __call__(self, prior, *, base: str | None = None, **params):
+        from inversa.params import declared_params
+
+        own = {p.name for p in declared_params(self.term)}
+        renames = getattr(self.term, "base_renames", {})  # the term's names for base parameters it shadows
+        term = self.term(**{k: v for k, v in params.items() if k in own})
+        Base = self.base_class(base)
+        base_params = {k: v for k, v in params.items() if k not in own}
+        base_params.update({new: getattr(term, old) for old, new in renames.items()})
+        solver = Base(prior, terms=(term,), **base_params)
+        solver.name = self.name  # the run is named after the composition (set once, at construction)
+        return solver
 
 
-SOLVERS: dict[str, type] = {"dps": DPS, "ca-dps": CADPS, "cmi-dps": CMIDPS, "c-dps": CDPS, "ddrm": DDRM, "ddnm": DDNM,
-                           "pigdm": PiGDM, "diffpir": DiffPIR, "naive": Naive}
+def _key(name) -> str:
+    return str(name).lower().replace("_", "-")
+
+
+def register(name: str, *, composes: str | None = None):
+    """Class decorator: add a solver (or, with `composes`, a guidance term on that default base) to `SOLVERS`."""
+
+    def add(cls):
+        if name in SOLVERS:
+            raise ValueError(f"solver name {name!r} is registered twice")
+        SOLVERS[name] = Composition(name, cls, composes) if composes else cls
+        if composes is None:
+            cls.name = name
+        return cls
+
+    return add
 
 
 def make_solver(name: str, prior=None, **params):
     """`make_solver("dps", prior, scale=0.5)`; unknown names give one line listing the accepted ones."""
-    key = name.lower().replace("_", "-")
+    key = _key(name)
     if key not in SOLVERS:
         raise UserError(f"unknown solver {name!r}; accepted: {', '.join(SOLVERS)}")
-    if key != "naive" and prior is None:
+    if getattr(SOLVERS[key], "needs_prior", True) and prior is None:
         raise UserError(f"solver {name!r} needs a prior")
     return SOLVERS[key](prior, **params)
 
