@@ -67,10 +67,10 @@ def test_reference_variant_is_the_released_rule(gauss16):
     y, _, _ = problem(gauss16, op)
     s = CADPS(gauss16, variant="reference", clip_x0=False)
     prob = Problem(y=2 * y - op.A(torch.ones_like(y)), operator=op, sigma=0.05, generators=None)
-    s.prepare(prob, s.timesteps(50))
+    ctx = s.prepare(prob, s.timesteps(50))
     x_t = torch.randn(1, 1, 4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0)).requires_grad_(True)
     t, tp = 500, 480
-    st = StepState(0, 50, t, tp, x_t, gauss16.predict(x_t, t, clip=False), prob)
+    st = StepState(0, 50, t, tp, x_t, gauss16.predict(x_t, t, clip=False), prob, ctx)
     g = s.guidance(st)
     x2 = x_t.detach().requires_grad_(True)
     p2 = gauss16.predict(x2, t, clip=False)
