@@ -46,11 +46,7 @@ def train_conditional(out: str | Path, *, steps: int = 1600, batch_size: int = 3
                       num_threads: int | None = None, progress: bool = True) -> dict:
     """Train and export a diffusers folder (`unet/`, `scheduler/`) + `samples.png` (8 per class) +
     `train_config.json`; `resume` and `max_minutes` as in `loop.run`."""
-    settings = Settings(steps=steps, batch_size=batch_size, lr=lr, seed=seed, warmup_steps=warmup_steps,
-                        ema_decay=ema_decay, lr_schedule=lr_schedule, checkpoint_every=checkpoint_every,
-                        eval_every=eval_every, keep_checkpoints=keep_checkpoints, max_minutes=max_minutes,
-                        workers=workers, resume=resume, sample_steps=sample_steps, fp16=fp16,
-                        num_threads=num_threads, progress=progress)
+    settings = Settings.of(locals())
     settings.check()
     x_all, y_all = load_fashion_mnist("train")
     tr, ho = held_out_split(len(x_all))

@@ -183,5 +183,6 @@ class RandomCrops(torch.utils.data.Dataset):
 
 def random_flips(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     """Random horizontal flips of a batch (NCHW), drawn from `g` (garments are left-right symmetric classes)."""
+    # By hand: torchvision's RandomHorizontalFlip draws from the global RNG, not from the step's generator.
     flip = torch.rand(x.shape[0], generator=g) < 0.5
     return torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)

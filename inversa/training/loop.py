@@ -16,9 +16,9 @@ import csv
 import json
 import shutil
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -52,6 +52,11 @@ class Settings:
     fp16: bool = True
     num_threads: int | None = None
     progress: bool = True
+
+    @classmethod
+    def of(cls, values: dict) -> Settings:
+        """The settings among a trainer's keyword arguments (call with `locals()` first thing)."""
+        return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
 
     def check(self) -> None:
         for name, v in (("steps", self.steps), ("batch-size", self.batch_size),
@@ -202,7 +207,10 @@ class _Run:
     def prepare(self, start: Path | None) -> None:
         # Heavy imports (diffusers.training_utils pulls in transformers) only once the inputs are valid.
         from accelerate import Accelerator
-        from diffusers.optimization import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup
+        from diffusers.optimization import (
+            get_constant_schedule_with_warmup,
+            get_cosine_schedule_with_warmup,
+        )
         from diffusers.training_utils import EMAModel
 
         s = self.s
@@ -251,6 +259,7 @@ class _Run:
         path = ckpt_dir / f"step_{self.step:07d}"
         self.accelerator.save_state(str(path))
         (path / "step.json").write_text(json.dumps({"step": self.step}))  # written last: marks it complete
+        # Rotation by hand, not accelerate's ProjectConfiguration(total_limit): step.json marks a complete folder.
         others = sorted(p for p in ckpt_dir.glob("step_*") if p != path)
         for old in others[:max(0, len(others) - (self.s.keep_checkpoints - 1))]:
             shutil.rmtree(old, ignore_errors=True)

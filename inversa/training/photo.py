@@ -62,13 +62,9 @@ def train(
     `workers` > 0 builds batches in that many loader processes (same batches as 0); `resume` and
     `max_minutes` as in `loop.run`. Returns a summary dict.
     """
+    settings = Settings.of(locals())
     if size < 1 or size % 2 ** (len(channels) - 1):
         raise UserError(f"--size {size}: must be a positive multiple of {2 ** (len(channels) - 1)}")
-    settings = Settings(steps=steps, batch_size=batch_size, lr=lr, seed=seed, warmup_steps=warmup_steps,
-                        ema_decay=ema_decay, lr_schedule=lr_schedule, checkpoint_every=checkpoint_every,
-                        eval_every=eval_every, keep_checkpoints=keep_checkpoints, max_minutes=max_minutes,
-                        workers=workers, resume=resume, sample_steps=sample_steps, fp16=fp16,
-                        num_threads=num_threads, progress=progress)
     settings.check()
 
     photos = load_photos(data)

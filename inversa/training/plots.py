@@ -32,6 +32,7 @@ def plot_losses(log_csv: Path, path: Path) -> None:
     held = [(int(r["step"]), float(r["held_out_loss"])) for r in rows if r["held_out_loss"]]
     if not train:
         return
+    # By hand with PIL rather than matplotlib: matplotlib is only an optional extra.
     W, H, L, B, T, R = 720, 420, 60, 40, 30, 20
     img = Image.new("RGB", (W, H), "white")
     d = ImageDraw.Draw(img)
