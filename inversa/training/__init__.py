@@ -1,1 +1,3 @@
-"""Training diffusion priors: the photo datasets (`data`) and the training loops."""
+"""Training: one loop (`loop`) for the photo prior (`photo`) and the class-conditional prior
+(`conditional`), their UNets (`unets`), the Fashion-MNIST classifier (`classifier`), the training
+data (`data`) and the run's pictures (`plots`)."""

@@ -1,4 +1,4 @@
-"""Offline photo sources and the random-crop dataset used by `inversa train`.
+"""Training data helpers: offline photo sources, the random-crop dataset of `inversa train`, random flips.
 
 Sources are colour photographs that ship with Debian or with Python wheels, so a model can be
 trained (and its training reproduced) with no network. Each source records its licence for the
@@ -179,3 +179,10 @@ class RandomCrops(torch.utils.data.Dataset):
 
     def batch(self, start: int, n: int) -> torch.Tensor:
         return torch.stack([self[start + j] for j in range(n)])
+
+
+def random_flips(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Random horizontal flips of a batch (NCHW), drawn from `g` (garments are left-right symmetric classes)."""
+    # By hand: torchvision's RandomHorizontalFlip draws from the global RNG, not from the step's generator.
+    flip = torch.rand(x.shape[0], generator=g) < 0.5
+    return torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)

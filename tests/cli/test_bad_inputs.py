@@ -146,6 +146,9 @@ ROWS = [
     ("train-bad-schedule", [T, "--data", "skimage", "-o", "{d}/m", "--lr-schedule", "step"], "step"),
     ("train-zero-steps", [T, "--data", "skimage", "-o", "{d}/m", "--steps", "0"], "--steps"),
     ("train-missing-resume", [T, "--data", "skimage", "-o", "{d}/m", "--resume", "{d}/nockpt"], "nockpt"),
+    ("train-unknown-kind", [T, "--kind", "gan", "-o", "{d}/m"], "gan"),
+    ("train-classifier-steps", [T, "--kind", "classifier", "-o", "{d}/m", "--steps", "3"], "--steps"),
+    ("train-conditional-photos", [T, "--kind", "conditional", "--data", "skimage", "-o", "{d}/m"], "skimage"),
     # distill / eval-distill
     ("distill-unknown-model", [DS, "--model", "nope", "--ipc", "1", "--method", "unguided", "-o", "{d}/set"], "nope"),
     ("distill-zero-ipc", [DS, "--model", "inversa-fashion-32", "--ipc", "0", "--method", "unguided", "-o", "{d}/set"], "--ipc"),

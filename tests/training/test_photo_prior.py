@@ -11,7 +11,7 @@ from PIL import Image
 from inversa.cli import main
 from inversa.errors import UserError
 from inversa.training.data import RandomCrops, load_photos, split_photos
-from inversa.training.train import train
+from inversa.training.photo import train
 
 TINY = dict(size=16, batch_size=8, lr=3e-3, channels=(8, 16), eval_every=10, eval_crops=16,
             sample_steps=5, num_threads=1, progress=False)
