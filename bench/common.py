@@ -52,14 +52,14 @@ def sample_photos(limit: int | None, size: int):
     """The first `limit` FFHQ evaluation photos (../shared/data/ffhq256-sample), centre-cropped and
     resized to size x size as `inversa eval --size` does, as a (N, 3, size, size) tensor in [0, 1];
     None when the folder is absent (evaluation data is never bundled)."""
-    from inversa.eval import store
+    from inversa.imageio import load_image_square
 
     data = SHARED / "data" / "ffhq256-sample"
     if not data.is_dir():
         print(f"skipped: {data} is absent (evaluation photos live in ../shared)")
         return None
     paths = sorted(p for p in data.iterdir() if p.suffix.lower() == ".png")[:limit]
-    return torch.cat([store.load_image(p, size) for p in paths])
+    return torch.cat([load_image_square(p, size) for p in paths])
 
 
 def photo_problem(preset: str, limit: int | None, size: int, device: str = "cpu"):

@@ -25,13 +25,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from inversa.distill.generate import distill  # noqa: E402
-from inversa.eval import distill as ed  # noqa: E402
+from inversa.distill import students as ed  # noqa: E402
+from inversa.distill.data import load_image_folder  # noqa: E402
 
 
 @torch.no_grad()
 def agreement(folder: Path, ipc: int, classifier, classes: list[str]) -> float:
     """Fraction of the set's first IPC images per class that the guidance classifier assigns to their class."""
-    x, y, _ = ed.load_image_folder(folder, classes, ipc=ipc, channels=1)
+    x, y, _ = load_image_folder(folder, classes, ipc=ipc, channels=1)
     return (classifier(x).argmax(1) == y).float().mean().item()
 
 

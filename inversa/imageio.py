@@ -1,9 +1,17 @@
-"""Images at the edge (files, PIL) <-> float tensors in [0, 1], NCHW; atomic writes."""
+"""The one place for files and images: PIL/arrays/files <-> float tensors in [0, 1] (NCHW), tensors
+-> 8-bit with one rounding convention, the image suffixes accepted everywhere, and atomic writes.
+
+Every file is written to a temporary name in its folder and renamed over the target (`os.replace`
+is atomic), so a process killed at any moment leaves either the old file or the new one, never a
+half-written one.
+"""
 
 from __future__ import annotations
 
+import io
+import json
 import os
-import tempfile
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +21,15 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from inversa.errors import UserError
 
 Image.MAX_IMAGE_PIXELS = 64_000_000  # refuse decompression bombs with a clear error
+
+# The image files read from folders (eval data, ImageFolders, operator masks): what PIL reads and writes losslessly
+# enough to be used everywhere; the same list as load_image's and check_output_path's messages.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def is_image_file(path: Path) -> bool:
+    """A visible file with one of IMAGE_SUFFIXES (hidden files, e.g. our own temporaries, are not images)."""
+    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
 
 
 def load_image(path, *, mode: str = "RGB") -> torch.Tensor:
@@ -84,29 +101,93 @@ def pil_to_tensor(im: Image.Image, *, mode: str = "RGB") -> torch.Tensor:
     return torch.from_numpy(a).permute(2, 0, 1).unsqueeze(0).contiguous()
 
 
+def load_image_square(path, size: int | None = None) -> torch.Tensor:
+    """RGB (1, 3, H, W) in [0, 1] (alpha dropped, no EXIF rotation: evaluation data as stored); with
+    `size`, centre-cropped to a square and resized (bicubic) to size²."""
+    with Image.open(path) as img:
+        img = img.convert("RGB")
+    if size is not None and img.size != (size, size):
+        w, h = img.size
+        s = min(w, h)
+        img = img.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
+        img = img.resize((size, size), Image.BICUBIC)
+    return pil_to_tensor(img)
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """Values in [0, 1] -> uint8 0..255, same shape; k/255 maps back to k exactly."""
+    # Round half to even (torch.round): what the eval store, the distilled PNGs and metrics already used; ties are rare.
+    return (x.clamp(0, 1) * 255).round().to(torch.uint8)
+
+
 def tensor_to_pil(x: torch.Tensor) -> Image.Image:
     """(1, C, H, W) or (C, H, W) in [0, 1] -> PIL (RGB or L)."""
     if x.ndim == 4:
         x = x[0]
-    a = (x.detach().float().clamp(0, 1).cpu().permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
+    a = to_uint8(x.detach().float().cpu()).permute(1, 2, 0).numpy()
     return Image.fromarray(a[..., 0] if a.shape[2] == 1 else a)
 
 
-def save_image(x: torch.Tensor | Image.Image, path) -> Path:
-    """Write atomically (temp file + rename): a failure never leaves a half-written image."""
+def save_image(x: torch.Tensor | Image.Image, path, **options) -> Path:
+    """Write atomically (temp file + rename): a failure never leaves a half-written image. `options`
+    go to PIL's save (e.g. compress_level=1 for fast PNGs; lossless either way)."""
     p = Path(path)
     fmt = check_output_path(p)
-    p.parent.mkdir(parents=True, exist_ok=True)
     im = x if isinstance(x, Image.Image) else tensor_to_pil(x)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, suffix=p.suffix)
-    os.close(fd)
-    try:
-        im.save(tmp, format=fmt)
-        os.replace(tmp, p)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    buf = io.BytesIO()
+    im.save(buf, format=fmt, **options)
+    atomic_write_bytes(p, buf.getvalue())
     return p
+
+
+# --- atomic writes -------------------------------------------------------------------------------
+
+def atomic_write_bytes(path, data: bytes) -> None:
+    """`data` in `path`, complete or not at all (missing folders are created)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")  # unique per writer
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_text(path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path, obj, *, indent: int = 1, sort_keys: bool = True) -> None:
+    """JSON (tensors, NumPy scalars, paths made plain), one trailing newline."""
+    atomic_write_text(path, json.dumps(obj, indent=indent, sort_keys=sort_keys, default=_jsonable) + "\n")
+
+
+def _jsonable(o):
+    if isinstance(o, torch.Tensor):
+        return o.tolist() if o.numel() <= 16 else f"tensor{tuple(o.shape)}"
+    if isinstance(o, (np.generic,)):
+        return o.item()
+    if isinstance(o, (Path, torch.device, torch.dtype)):
+        return str(o)
+    return repr(o)
+
+
+def atomic_save_safetensors(path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+    from safetensors.torch import save
+
+    atomic_write_bytes(path, save({k: v.contiguous() for k, v in tensors.items()}, metadata=metadata))
+
+
+def read_json(path):
+    """The parsed file, or None when it is missing or unreadable."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def check_output_path(path) -> str:

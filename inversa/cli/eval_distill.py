@@ -31,6 +31,7 @@ def run(args) -> int:
     import torch
 
     from inversa.distill import students as ed
+    from inversa.distill.data import infer_ipc
 
     for flag, v in (("--iterations", args.iterations), ("--batch-size", args.batch_size), ("--threads", args.threads)):
         if v is not None and v < 1:
@@ -45,7 +46,7 @@ def run(args) -> int:
         check_writable(args.results, "--results")
     if args.threads:
         torch.set_num_threads(args.threads)
-    ipc = args.ipc or ed.infer_ipc(args.dirs[0])
+    ipc = args.ipc or infer_ipc(args.dirs[0])
     sets = {d.rstrip("/"): d for d in args.dirs}
     if args.unguided:
         sets.update({str(u): u for u in (ed.unguided_baseline(d) for d in args.dirs)})

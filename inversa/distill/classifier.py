@@ -89,12 +89,9 @@ def cache_dir() -> Path:
 
 def centroid_key(classifier: Classifier, images: torch.Tensor, labels: torch.Tensor) -> str:
     """sha256 of the classifier's weights and input adaptation, and of the data (images, labels)."""
-    import hashlib
+    from inversa.pretrained.safe_load import state_dict_sha256
 
-    h = hashlib.sha256()
-    for k, v in sorted(classifier.state_dict().items()):
-        h.update(k.encode())
-        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    h = state_dict_sha256(classifier.state_dict())
     h.update(json.dumps([classifier.input_size, classifier.input_range, classifier.in_channels]).encode())
     h.update(images.detach().cpu().float().contiguous().numpy().tobytes())
     h.update(labels.detach().cpu().long().contiguous().numpy().tobytes())
@@ -119,14 +116,14 @@ def class_centroids(classifier: Classifier, images: torch.Tensor, labels: torch.
 def cached_centroids(classifier: Classifier, images: torch.Tensor, labels: torch.Tensor, num_classes: int,
                      *, directory: str | Path | None = None) -> tuple[torch.Tensor, Path]:
     """`class_centroids`, computed once per (classifier weights, data) and cached as safetensors."""
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file
+
+    from inversa.imageio import atomic_save_safetensors
 
     path = Path(directory or cache_dir()) / f"{centroid_key(classifier, images, labels)}.safetensors"
     if path.exists():
         return load_file(path)["centroids"], path
     q = class_centroids(classifier, images, labels, num_classes)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    save_file({"centroids": q.contiguous()}, tmp, metadata={"classifier": classifier.name, "images": str(len(images))})
-    tmp.replace(path)  # atomic: a concurrent or interrupted run never sees half a file
+    # atomic: a concurrent or interrupted run never sees half a file
+    atomic_save_safetensors(path, {"centroids": q}, metadata={"classifier": classifier.name, "images": str(len(images))})
     return q, path

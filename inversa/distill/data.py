@@ -1,6 +1,7 @@
-"""Fashion-MNIST from Debian's `dataset-fashion-mnist` (idx files read with numpy, no extra dependency).
+"""The datasets of distillation: Fashion-MNIST from Debian's `dataset-fashion-mnist` (idx files read with
+numpy, no extra dependency), and ImageFolders (<class_name>/<image>: distilled sets, real data).
 
-Images come back as float32 tensors in [0, 1], shape (N, 1, 32, 32): the 28×28 digits are padded
+Fashion-MNIST comes back as float32 tensors in [0, 1], shape (N, 1, 32, 32): the 28×28 digits are padded
 with 2 black pixels per side so the UNet's size multiple (2^(blocks-1)) divides the side.
 """
 
@@ -13,8 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from inversa.errors import UserError
+from inversa.imageio import IMAGE_SUFFIXES, is_image_file, pil_to_tensor
 
 DEFAULT_ROOT = Path("/usr/share/datasets/fashion-mnist")
 CLASSES = ("t-shirt_top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle_boot")
@@ -64,3 +67,62 @@ def held_out_split(n: int, fraction: float = 1 / 12, seed: int = 0) -> tuple[tor
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     k = int(round(n * fraction))
     return perm[k:].sort().values, perm[:k].sort().values
+
+
+# --- ImageFolder: <class_name>/<image> --------------------------------------------------------------
+
+def _class_dirs(root: Path) -> list[Path]:
+    return sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(f for f in folder.iterdir() if is_image_file(f))
+
+
+def load_image_folder(path: str | Path, class_names: list[str] | None = None, ipc: int | None = None,
+                      channels: int | None = None, size: int | None = None) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """An ImageFolder (<class_name>/<image>) -> (images in [0, 1] NCHW, labels, class names).
+
+    Labels follow `class_names` when given (every folder must be one of them), else sorted folder
+    names. `ipc` keeps the first IPC files (sorted) per class. Images are converted to `channels`
+    (1 or 3; default: the first image's) and resized to `size` (default: the first image's)."""
+    root = Path(path)
+    if not root.is_dir():
+        raise UserError(f"{str(root)!r} is not a folder; expected an ImageFolder (one sub-folder per class)")
+    dirs = _class_dirs(root)
+    if not dirs:
+        raise UserError(f"{str(root)!r} has no class sub-folders")
+    names = list(class_names) if class_names is not None else [d.name for d in dirs]
+    unknown = [d.name for d in dirs if d.name not in names]
+    if unknown:
+        raise UserError(f"{str(root)!r}: folder(s) {', '.join(unknown)} are not classes; accepted: {', '.join(names)}")
+    xs, ys = [], []
+    for d in dirs:
+        files = _image_files(d)
+        if ipc is not None:
+            if len(files) < ipc:
+                raise UserError(f"{str(d)!r} has {len(files)} images, fewer than the IPC {ipc} asked for")
+            files = files[:ipc]
+        for f in files:
+            img = Image.open(f)
+            if channels is None:
+                channels = 1 if img.mode in ("L", "I", "I;16", "1") else 3
+            mode = "L" if channels == 1 else "RGB"
+            img = img.convert(mode)
+            if size is None:
+                size = img.size[0]
+            if img.size != (size, size):
+                img = img.resize((size, size), Image.Resampling.BICUBIC)
+            xs.append(pil_to_tensor(img, mode=mode)[0])
+            ys.append(names.index(d.name))
+    if not xs:
+        raise UserError(f"{str(root)!r} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    return torch.stack(xs), torch.tensor(ys), names
+
+
+def infer_ipc(folder: str | Path) -> int:
+    """The smallest number of images in a class folder of an ImageFolder."""
+    counts = [len(_image_files(d)) for d in _class_dirs(Path(folder))]
+    if not counts or min(counts) == 0:
+        raise UserError(f"{str(folder)!r} is not a non-empty ImageFolder")
+    return min(counts)

@@ -10,15 +10,14 @@ the others, and never duplicates or loses an image.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from inversa.errors import UserError
+from inversa.imageio import atomic_write_json, save_image
 
 METHODS = ("igds", "unguided")
 METADATA = "metadata.json"
@@ -58,23 +57,9 @@ def real_images(real_data: str) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
 
         x, y = load_fashion_mnist("train")
         return x, y, list(CLASSES)
-    from inversa.distill.students import load_image_folder
+    from inversa.distill.data import load_image_folder
 
     return load_image_folder(real_data)
-
-
-def _write_png(x: torch.Tensor, path: Path) -> None:
-    arr = (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-    img = Image.fromarray(arr[..., 0], "L") if arr.shape[2] == 1 else Image.fromarray(arr, "RGB")
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    img.save(tmp)
-    os.replace(tmp, path)  # atomic on POSIX: the file is either absent or complete
-
-
-def _write_json(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    os.replace(tmp, path)
 
 
 def distill(model: str, output: str | Path, *, ipc: int, classifier: str | None = None, classes=None,
@@ -143,7 +128,7 @@ def distill(model: str, output: str | Path, *, ipc: int, classifier: str | None 
     meta["centroids_cache"] = str(centroid_file) if centroid_file else None
     meta["layout"] = "ImageFolder: <class_name>/<k:04d>.png, k = 0..ipc-1; image (c, k) seeded by image_seed(seed, c, k)"
     meta.setdefault("runs", [])
-    _write_json(meta, meta_path)
+    atomic_write_json(meta_path, meta, indent=2, sort_keys=False)
 
     chunks = [(c, list(range(j, min(j + batch_size, ipc)))) for c in class_ids for j in range(0, ipc, batch_size)]
     def files(c, ks):
@@ -169,7 +154,7 @@ def distill(model: str, output: str | Path, *, ipc: int, classifier: str | None 
                     stopped = True
                     break
                 if not path.exists():
-                    _write_png(x, path)
+                    save_image(x, path)
                     written += 1
             bar.update(len(ks))
             if stopped:
@@ -183,5 +168,5 @@ def distill(model: str, output: str | Path, *, ipc: int, classifier: str | None 
         meta["complete"] = complete
         meta["images"] = sum(1 for c, ks in chunks for p in files(c, ks) if p.exists())
         meta["total_generate_seconds"] = round(sum(r["generate_seconds"] for r in meta["runs"]), 2)
-        _write_json(meta, meta_path)
+        atomic_write_json(meta_path, meta, indent=2, sort_keys=False)
     return meta

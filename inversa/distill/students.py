@@ -15,57 +15,12 @@ import statistics
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from inversa.errors import UserError
+from inversa.distill.data import load_image_folder
 from inversa.distill.nets import ARCHS, make_net
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-
-
-def load_image_folder(path: str | Path, class_names: list[str] | None = None, ipc: int | None = None,
-                      channels: int | None = None, size: int | None = None) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """An ImageFolder (<class_name>/<image>) -> (images in [0, 1] NCHW, labels, class names).
-
-    Labels follow `class_names` when given (every folder must be one of them), else sorted folder
-    names. `ipc` keeps the first IPC files (sorted) per class. Images are converted to `channels`
-    (1 or 3; default: the first image's) and resized to `size` (default: the first image's)."""
-    root = Path(path)
-    if not root.is_dir():
-        raise UserError(f"{str(root)!r} is not a folder; expected an ImageFolder (one sub-folder per class)")
-    dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    if not dirs:
-        raise UserError(f"{str(root)!r} has no class sub-folders")
-    names = list(class_names) if class_names is not None else [d.name for d in dirs]
-    unknown = [d.name for d in dirs if d.name not in names]
-    if unknown:
-        raise UserError(f"{str(root)!r}: folder(s) {', '.join(unknown)} are not classes; accepted: {', '.join(names)}")
-    xs, ys = [], []
-    for d in dirs:
-        files = sorted(f for f in d.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith("."))
-        if ipc is not None:
-            if len(files) < ipc:
-                raise UserError(f"{str(d)!r} has {len(files)} images, fewer than the IPC {ipc} asked for")
-            files = files[:ipc]
-        for f in files:
-            img = Image.open(f)
-            if channels is None:
-                channels = 1 if img.mode in ("L", "I", "I;16", "1") else 3
-            img = img.convert("L" if channels == 1 else "RGB")
-            if size is None:
-                size = img.size[0]
-            if img.size != (size, size):
-                img = img.resize((size, size), Image.Resampling.BICUBIC)
-            a = np.asarray(img, dtype=np.float32) / 255
-            xs.append(torch.from_numpy(a[None] if a.ndim == 2 else a.transpose(2, 0, 1).copy()))
-            ys.append(names.index(d.name))
-    if not xs:
-        raise UserError(f"{str(root)!r} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-    return torch.stack(xs), torch.tensor(ys), names
-
 
 def random_real_subset(x: torch.Tensor, y: torch.Tensor, ipc: int, seed: int, classes=None) -> tuple[torch.Tensor, torch.Tensor]:
     """IPC random real images per class (the draw depends on the seed)."""
@@ -230,16 +185,6 @@ def parse_seeds(text: str) -> list[int]:
     if not seeds:
         raise UserError(f"--seeds {text!r}: give at least one seed")
     return seeds
-
-
-def infer_ipc(folder: str | Path) -> int:
-    """The smallest number of images in a class folder of an ImageFolder."""
-    counts = [sum(1 for f in d.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith("."))
-              for d in Path(folder).iterdir() if d.is_dir() and not d.name.startswith(".")]
-    if not counts or min(counts) == 0:
-        raise UserError(f"{str(folder)!r} is not a non-empty ImageFolder")
-    return min(counts)
-
 
 
 def unguided_baseline(folder: str | Path, *, progress: bool = True) -> Path:

@@ -31,6 +31,7 @@ import torch
 
 from inversa.device import resolve_device
 from inversa.errors import UserError
+from inversa import imageio
 from inversa.eval import metrics, store
 from inversa.eval.config import FROZEN, EvalConfig, as_int, read_config_file
 
@@ -107,7 +108,7 @@ def row_path(out: Path, item: Item) -> Path:
 
 
 def load_row(out: Path, item: Item) -> dict | None:
-    row = store.read_json(row_path(out, item))
+    row = imageio.read_json(row_path(out, item))
     return row if isinstance(row, dict) and row.get("key") == item.key else None
 
 
@@ -151,7 +152,7 @@ def _shard(num: int | None, index: int | None, device: str | None):
 
 def _prepare_out(out: Path, settings: dict, images: list[str], skipped: list[str], cfg: EvalConfig) -> None:
     """Create the run folder (or check that it holds a compatible run) and record the settings."""
-    old = store.read_json(out / "config.json")
+    old = imageio.read_json(out / "config.json")
     if old is not None:
         changed = [k for k in FROZEN if old.get("settings", {}).get(k) != settings[k]]
         if changed:
@@ -170,7 +171,7 @@ def _prepare_out(out: Path, settings: dict, images: list[str], skipped: list[str
             raise UserError(f"the images in {settings['data']} changed since {out} was started; use a new --out folder")
     try:
         out.mkdir(parents=True, exist_ok=True)
-        store.atomic_write_json(out / "config.json", {
+        imageio.atomic_write_json(out / "config.json", {
             "config": cfg.to_dict(), "settings": settings, "images": images, "skipped_files": skipped,
         })
     except OSError as exc:
@@ -200,11 +201,9 @@ def _device_name(device: torch.device) -> str:
 
 def model_info(prior) -> dict:
     """Name, source and a SHA-256 of the weights (over the state dict, independent of file format)."""
-    h = hashlib.sha256()
-    for k, v in sorted(prior.model.state_dict().items()):
-        h.update(k.encode())
-        h.update(v.detach().to("cpu", torch.float32 if v.is_floating_point() else v.dtype).contiguous().numpy().tobytes())
-    return {"name": prior.name, "source": prior.source, "sha256": h.hexdigest()}
+    from inversa.pretrained.safe_load import state_dict_sha256
+
+    return {"name": prior.name, "source": prior.source, "sha256": state_dict_sha256(prior.model.state_dict()).hexdigest()}
 
 
 def _picture(y: torch.Tensor, operator) -> torch.Tensor:
@@ -244,7 +243,7 @@ class _Runner:
         and solver noise are drawn per image from the image's own seeds, and solvers are
         batch-invariant, so each row is the one a batch of 1 gives (up to float rounding of batched
         network calls); images of different sizes go in separate batches."""
-        images = [store.load_image(self.data / it.image, self.size) for it in items]
+        images = [imageio.load_image_square(self.data / it.image, self.size) for it in items]
         rows: list[dict] = []
         for shape in dict.fromkeys(tuple(x.shape) for x in images):
             group = [(it, x) for it, x in zip(items, images) if tuple(x.shape) == shape]
@@ -297,9 +296,9 @@ class _Runner:
                 row["lpips_source"] = self.lpips.source
             for rel, img in ((item.clean, x[i:i + 1]), (item.measurement, picture[i:i + 1]), (item.restoration, xr[i:i + 1])):
                 if rel == item.restoration or not (self.out / rel).exists():
-                    store.save_png(self.out / rel, img)
+                    imageio.save_image(img, self.out / rel, compress_level=1)  # lossless; level 6 is 3x slower
             row["item_s"] = (time.perf_counter() - t0) / n
-            store.atomic_write_json(row_path(self.out, item), row)
+            imageio.atomic_write_json(row_path(self.out, item), row)
             rows.append(row)
         return rows
 
@@ -419,7 +418,7 @@ def merge(out: str | os.PathLike, *, fid_feature=None, progress: bool = False) -
     from inversa.eval import report
 
     out = Path(out).expanduser()
-    saved = store.read_json(out / "config.json")
+    saved = imageio.read_json(out / "config.json")
     if not isinstance(saved, dict):
         raise UserError(f"{str(out)!r} is not an evaluation run folder (no config.json)")
     cfg = EvalConfig.from_mapping(saved["config"])

@@ -19,6 +19,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from inversa.imageio import to_uint8
+
 LPIPS_NETS = ("alex", "vgg")
 LPIPS_ENV = "INVERSA_LPIPS_WEIGHTS"
 # torchvision's checkpoints, used when no local weights are given (they land in torch.hub's cache).
@@ -165,11 +167,6 @@ def lpips(
 # --- FID / KID over a set ------------------------------------------------------------------------
 
 
-def _to_uint8(x: torch.Tensor) -> torch.Tensor:
-    # round, not truncate: 8-bit images loaded as k/255 must map back to k exactly
-    return (x.clamp(0, 1) * 255).round().to(torch.uint8)
-
-
 INCEPTION_ENV = "INVERSA_INCEPTION_WEIGHTS"
 INCEPTION_NAME = "torchmetrics InceptionV3 pool3 (2048, torch-fidelity FID weights, antialiased resize to 299)"
 
@@ -193,7 +190,7 @@ class Inception(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(_to_uint8(x)).reshape(len(x), -1)
+        return self.net(to_uint8(x)).reshape(len(x), -1)  # round, not truncate: images loaded as k/255 map back to k
 
 
 def _unavailable(exc: Exception) -> MetricUnavailable:

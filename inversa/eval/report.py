@@ -18,7 +18,8 @@ from pathlib import Path
 
 import torch
 
-from inversa.eval import metrics, store
+from inversa import imageio
+from inversa.eval import metrics
 
 METRICS = (  # name, label, higher is better, decimals
     ("psnr", "PSNR (dB)", True, 2),
@@ -72,7 +73,7 @@ def _batched(paths: list[Path], batch: int = 16):
     """Stacks of images loaded from PNG; images of different sizes go in different stacks."""
     chunk: list[torch.Tensor] = []
     for p in paths:
-        x = store.load_png(p)
+        x = imageio.load_image_square(p)
         if chunk and (x.shape != chunk[0].shape or len(chunk) == batch):
             yield torch.cat(chunk)
             chunk = []
@@ -325,8 +326,8 @@ def write_reports(out: Path, cfg, saved: dict, rows: list[dict], missing: list[s
         "set_scores": {f"{t}/{s}@{n}": v for (t, s, n), v in scores.items()},
     }
     paths = {"csv": out / "summary.csv", "markdown": out / "summary.md", "html": out / "report.html", "run": out / "run.json"}
-    store.atomic_write_text(paths["csv"], to_csv(summary))
-    store.atomic_write_text(paths["markdown"], to_markdown(summary, info))
-    store.atomic_write_text(paths["html"], to_html(summary, rows, cfg, info, meta))
-    store.atomic_write_json(paths["run"], meta)
+    imageio.atomic_write_text(paths["csv"], to_csv(summary))
+    imageio.atomic_write_text(paths["markdown"], to_markdown(summary, info))
+    imageio.atomic_write_text(paths["html"], to_html(summary, rows, cfg, info, meta))
+    imageio.atomic_write_json(paths["run"], meta)
     return {k: str(v) for k, v in paths.items()}

@@ -220,12 +220,11 @@ def _positive_int(value, what: str, minimum: int = 1) -> int:
     return int(value)
 
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-
-
 def read_array(path, what: str, key: str | None = None) -> np.ndarray:
     """A 2-D+ array from .npy, .npz (array `key`, default the first) or an image file (grey levels
     0-255); unreadable or missing files raise a UserError naming the file."""
+    from inversa.imageio import IMAGE_SUFFIXES
+
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{what} file {str(path)!r} does not exist")

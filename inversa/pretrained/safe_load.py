@@ -24,6 +24,16 @@ def sha256_file(path: str | Path, chunk: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
+def state_dict_sha256(state_dict: dict[str, torch.Tensor], h=None):
+    """A sha256 over a state dict's names and values (floats as float32 on the CPU), independent of the
+    file format it came from; pass `h` to go on hashing more (it is updated and returned)."""
+    h = hashlib.sha256() if h is None else h
+    for k, v in sorted(state_dict.items()):
+        h.update(k.encode())
+        h.update(v.detach().to("cpu", torch.float32 if v.is_floating_point() else v.dtype).contiguous().numpy().tobytes())
+    return h
+
+
 def check_sha256(path: str | Path, expected: str | None) -> str:
     """The file's sha256; a `UserError` when `expected` is given and differs."""
     got = sha256_file(path)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from inversa.errors import UserError
-from inversa.distill.students import load_image_folder
+from inversa.distill.data import load_image_folder
 from inversa.distill import classifier as C
 
 

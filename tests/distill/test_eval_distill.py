@@ -8,6 +8,7 @@ import torch
 from inversa.cli import main
 from inversa.errors import UserError
 from inversa.distill import students as ed
+from inversa.distill.data import load_image_folder
 from inversa.distill.nets import make_net
 
 from distill_folders import write_image_folder
@@ -25,16 +26,16 @@ def test_student_nets_shapes_and_instance_norm():
 
 
 def test_image_folder_and_random_real_subset(real_dir):
-    x, y, names = ed.load_image_folder(real_dir / "train", ipc=5)
+    x, y, names = load_image_folder(real_dir / "train", ipc=5)
     assert names == ["ant", "bee", "cat"] and x.shape == (15, 1, 16, 16) and y.tolist() == [0] * 5 + [1] * 5 + [2] * 5
     xs, ys = ed.random_real_subset(x, y, 2, seed=0)
     assert torch.bincount(ys).tolist() == [2, 2, 2]
     xs1, _ = ed.random_real_subset(x, y, 2, seed=1)
     assert not torch.equal(xs, xs1) and torch.equal(xs, ed.random_real_subset(x, y, 2, seed=0)[0])
     with pytest.raises(UserError, match="fewer than the IPC 9"):
-        ed.load_image_folder(real_dir / "train", ipc=9)
+        load_image_folder(real_dir / "train", ipc=9)
     with pytest.raises(UserError, match="are not classes; accepted: x, y"):
-        ed.load_image_folder(real_dir / "train", ["x", "y"])
+        load_image_folder(real_dir / "train", ["x", "y"])
 
 
 def test_student_learns_the_tiny_task(real_dir):

@@ -38,7 +38,7 @@ def test_sigkill_then_rerun_gives_the_uninterrupted_files(cond_model_dir, tmp_pa
 
 def test_igds_on_the_bundled_prior_is_read_as_its_class_more_often(tmp_path):
     from inversa.distill.generate import distill
-    from inversa.distill.students import load_image_folder
+    from inversa.distill.data import load_image_folder
     from inversa.distill.classifier import load_classifier
     from inversa.distill.data import CLASSES
 
