@@ -6,7 +6,6 @@ previews and stops at the next step once cancelled."""
 from __future__ import annotations
 
 import copy
-import inspect
 import queue
 import threading
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from inversa.errors import UserError
+from inversa.params import Param, solver_params
 from inversa.solvers.registry import parse_value
 
 IMAGE_FORMATS = "PNG, JPEG, BMP, TIFF, WebP"
@@ -186,31 +186,11 @@ class ModelCache:
 
 
 # --- method parameters -----------------------------------------------------------------------------
-def _signature_params(cls) -> dict[str, inspect.Parameter]:
-    out = {}
-    for klass in reversed(cls.__mro__):
-        init = vars(klass).get("__init__")
-        if init is not None and init is not object.__init__:
-            out.update({p.name: p for p in inspect.signature(init).parameters.values() if p.kind is p.KEYWORD_ONLY})
-    return out
-
-
-def solver_signature(name: str) -> dict[str, inspect.Parameter]:
-    """The keyword parameters a solver accepts (read from its constructors, so solvers added later
-    show up without UI changes). A solver built on a `base` solver (CMI-DPS) also accepts its
-    default base's parameters, which come first."""
-    from inversa.solvers import SOLVERS
-
-    own = _signature_params(SOLVERS[name])
-    base = own.get("base")
-    if base is not None and isinstance(base.default, str) and base.default in SOLVERS and base.default != name:
-        return {**solver_signature(base.default), **own}
-    return own
-
-
-def solver_params(name: str) -> dict:
-    """The keyword parameters a solver accepts, with their defaults."""
-    return {k: p.default for k, p in solver_signature(name).items()}
+def solver_signature(name: str) -> dict[str, Param]:
+    """The parameters a solver accepts, by name (from the registry: `inversa.params.solver_params`,
+    so solvers added later show up without UI changes). A composition (CMI-DPS) also accepts its
+    default base's parameters."""
+    return {p.name: p for p in solver_params(name)}
 
 
 # How a parameter's accepted values read in an error message (checked by the solver itself).
@@ -220,19 +200,17 @@ PARAM_RANGES = {"start": "in (0, 1]", "scale": ">= 0", "multiplier": ">= 0", "et
                 "inverse_iters": ">= 1"}
 
 
-def _kind(p: inspect.Parameter) -> str:
-    """'bool', 'int', 'float', 'float?' (a number or none) or 'str', from the annotation or default."""
-    ann = p.annotation if isinstance(p.annotation, str) else getattr(p.annotation, "__name__", "")
-    ann = ann.replace(" ", "")
-    if ann in ("bool", "int", "float", "str"):
-        return ann
-    if ann in ("float|None", "None|float", "Optional[float]", "int|None", "float|int|None"):
+def _kind(p: Param) -> str:
+    """'bool', 'int', 'float', 'float?' (a number or none), 'str' or 'any', from the declared kinds."""
+    kinds = set(p.kinds)
+    if kinds in ({"float", "None"}, {"int", "None"}, {"float", "int", "None"}):
         return "float?"
-    d = p.default
-    return {bool: "bool", int: "int", float: "float", str: "str"}.get(type(d), "any")
+    if len(kinds) == 1:
+        return next(iter(kinds))
+    return "any"
 
 
-def check_param(solver: str, key: str, raw, p: inspect.Parameter):
+def check_param(solver: str, key: str, raw, p: Param):
     """The value of `key=raw` for the solver, or one UserError line naming it and what is accepted."""
     value = parse_value(raw) if isinstance(raw, str) else raw
     kind, rng = _kind(p), PARAM_RANGES.get(key)
@@ -298,7 +276,7 @@ def _check_constructs(solver: str, params: dict) -> None:
     needs its prior to construct) is left to the real run."""
     from inversa.solvers import SOLVERS
 
-    if solver == "naive" or not params:
+    if not getattr(SOLVERS[solver], "needs_prior", True) or not params:
         return
     try:
         SOLVERS[solver](None, **params)
@@ -323,35 +301,10 @@ def parse_sigma(text, field: str = NOISE_LABEL) -> float | None:
 
 
 # --- the method guide ------------------------------------------------------------------------------
-# What each registered method is for, in plain words, and its cost per step (network evaluations,
-# gradient passes through the network; tests/app check the costs against real runs). Methods in
-# UP_TO list an upper bound: their inner solvers may stop early. A solver
-# registered later without an entry here still gets a line: its docstring's first sentence.
-METHODS = {
-    "dps": ("Diffusion posterior sampling", 1, 1,
-            "the reference method: plausible, sharp detail on every task; can drift from the photo with few steps"),
-    "c-dps": ("Coupled diffusion (C-DPS)", 2, 0,
-              "cheap (no gradient pass, nothing to tune); strongest on super-resolution and deblurring when "
-              "warm-started"),
-    "ca-dps": ("Covariance-aware DPS", 8, 0,
-               "uses how pixels vary together under the prior, so what is seen informs what is missing; "
-               "no step size to tune; the slowest per step"),
-    "cmi-dps": ("DPS + information guidance (CMI)", 2, 3,
-                "DPS plus a term that keeps what the measurement says; about 2x the time of DPS"),
-    "ddrm": ("DDRM (denoising diffusion restoration)", 1, 0,
-             "fast and steady on super-resolution, inpainting and circular blur (needs an operator's SVD)"),
-    "ddnm": ("DDNM (null-space diffusion)", 1, 0,
-             "keeps what the photo shows and lets the prior fill the rest; fast, no gradient pass"),
-    "pigdm": ("PiGDM (pseudoinverse-guided diffusion)", 1, 1,
-              "a guided method with a principled step size; like DPS in cost"),
-    "diffpir": ("DiffPIR (plug-and-play diffusion)", 1, 0,
-                "alternates a denoising step and a data step; fast, no gradient pass"),
-    "naive": ("Simple inverse (no prior)", 0, 0,
-              "bicubic upscaling, the blurred photo as is, or a smooth fill: instant, the baseline every method must beat"),
-}
-
-
-UP_TO = {"ca-dps"}
+# What each method is for, in plain words, and its cost per step (network evaluations, gradient
+# passes): declared on the solver classes (`label`, `summary`, `cost`, `cost_up_to`: an upper bound,
+# inner solvers may stop early); tests/solvers/test_contract.py checks the costs against real runs.
+# A solver that declares none still gets a line: its docstring's first sentence.
 
 
 def _first_sentence(cls) -> str:
@@ -362,17 +315,21 @@ def _first_sentence(cls) -> str:
 def method_label(name: str) -> str:
     from inversa.solvers import SOLVERS
 
-    return METHODS[name][0] if name in METHODS else _first_sentence(SOLVERS[name])
+    return getattr(SOLVERS[name], "label", None) or _first_sentence(SOLVERS[name])
 
 
 def method_cost(name: str) -> str:
-    """'1 network evaluation + 1 gradient pass per step', from METHODS (unknown: 'cost not listed')."""
-    if name not in METHODS:
+    """'1 network evaluation + 1 gradient pass per step', from the solver's declared `cost`."""
+    from inversa.solvers import SOLVERS
+
+    cls = SOLVERS[name]
+    if getattr(cls, "cost", None) is None:
         return "cost per step not listed"
-    _, nfe, vjp = METHODS[name][:3]
+    nfe, vjp = cls.cost
     if nfe == 0 and vjp == 0:
         return "no network: instant"
-    parts = [f"{'up to ' * (name in UP_TO)}{nfe} network evaluation{'s' * (nfe != 1)}"] + ([f"{vjp} gradient pass{'es' * (vjp != 1)}"] if vjp else [])
+    up_to = "up to " if getattr(cls, "cost_up_to", False) else ""
+    parts = [f"{up_to}{nfe} network evaluation{'s' * (nfe != 1)}"] + ([f"{vjp} gradient pass{'es' * (vjp != 1)}"] if vjp else [])
     return " + ".join(parts) + " per step"
 
 
@@ -382,7 +339,7 @@ def method_guide() -> list[tuple[str, str]]:
 
     rows = []
     for name, cls in SOLVERS.items():
-        good = METHODS[name][3] if name in METHODS else _first_sentence(cls)
+        good = getattr(cls, "summary", None) or _first_sentence(cls)
         rows.append((name, f"**{method_label(name)}** (`{name}`): {good}. Cost: {method_cost(name)}."))
     return rows
 
@@ -438,7 +395,7 @@ def params_help(name: str) -> str:
         help_ = PARAM_HELP
     lines = []
     for key, p in sig.items():
-        default = "method default" if p.default is None else ("required" if p.default is inspect.Parameter.empty else repr(p.default))
+        default = "method default" if p.default is None else repr(p.default)
         lines.append(f"- `{key}` ({default}): {help_.get(key, 'see the method documentation')}")
     return "Parameters (type `key=value` under Other parameters; empty = default):\n" + "\n".join(lines)
 

@@ -8,8 +8,25 @@ import os
 from inversa.errors import UserError
 
 
+class RegistryHelp(argparse.HelpFormatter):
+    """Help texts may say `{solvers}`: the registered solvers, in registry order, read only when help is
+    printed (the registry imports torch, which `inversa --version` and argument errors need not)."""
+
+    def _get_help_string(self, action):
+        text = super()._get_help_string(action)
+        if text and "{solvers}" in text:
+            from inversa.solvers import SOLVERS
+
+            text = text.replace("{solvers}", ", ".join(SOLVERS))
+        return text
+
+
 class Parser(argparse.ArgumentParser):
-    """Argument errors as one line (no usage dump), exit code 2."""
+    """Argument errors as one line (no usage dump), exit code 2; help lists the registered solvers."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", RegistryHelp)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message}\n")

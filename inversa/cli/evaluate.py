@@ -11,7 +11,7 @@ def register(sub, common) -> None:
     )
     ev.add_argument("--data", metavar="DIR", help="folder of clean images")
     ev.add_argument("--tasks", metavar="T1,T2", help="task presets, e.g. sr4,box_inpaint,random_inpaint,gaussian_deblur,motion_deblur")
-    ev.add_argument("--solvers", metavar="S1,S2", help="solvers, e.g. naive,dps")
+    ev.add_argument("--solvers", metavar="S1,S2", help="comma-separated, from {solvers}")
     ev.add_argument("--seeds", metavar="0,1,2", help="seeds (default 0)")
     ev.add_argument("--steps", metavar="N[,N2]", help="sampling steps; several give a metric-vs-NFE plot (default 50)")
     ev.add_argument("--model", metavar="M", help="prior: bundled name, diffusers folder or hub id (default: bundled)")

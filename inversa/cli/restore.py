@@ -25,8 +25,8 @@ def register(sub, common) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--sigma", type=float, help="Gaussian noise std in [0, 1] image units (default 0.025)")
     g.add_argument("--sigma-pm1", type=float, help="the same on the [-1, 1] scale of the literature (0.05 = --sigma 0.025)")
-    p.add_argument("--solver", help="a registered solver, e.g. dps, ca-dps, cmi-dps, c-dps, ddrm, ddnm, pigdm, diffpir or naive; "
-                   "`inversa solvers` lists them all with their parameters (default dps; c-dps for --demo)")
+    p.add_argument("--solver", help="one of {solvers} (default dps; c-dps for --demo); "
+                   "`inversa solvers` lists their parameters")
     p.add_argument("--steps", type=int, default=50, help="sampling steps (default 50)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--model", help="bundled model name, diffusers folder or hub id (default: the bundled prior)")
