@@ -12,70 +12,13 @@ declares, is one `UserError` naming it and what is accepted.
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
 
 from inversa.errors import UserError
-
-_KINDS = {"bool": bool, "int": int, "float": float, "str": str, "None": type(None)}
-
-
-@dataclass(frozen=True)
-class Param:
-    """One keyword parameter of a solver: its name, default and accepted kinds ('float', 'None', ...)."""
-
-    name: str
-    default: object
-    kinds: tuple[str, ...]  # empty: any value
-
-    def describe(self) -> str:
-        kinds = " or ".join(_word(k) for k in self.kinds) or "any value"
-        return f"{self.name}={self.default!r} ({kinds})"
-
-    def accepts(self, value) -> bool:
-        if not self.kinds:
-            return True
-        for kind in self.kinds:
-            t = _KINDS[kind]
-            if t is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-                return True
-            if t is int and isinstance(value, int) and not isinstance(value, bool):
-                return True
-            if t not in (int, float) and isinstance(value, t):
-                return True
-        return False
+from inversa.solvers.params import Param, kind_word, declared_params
 
 
-def _word(kind: str) -> str:
-    return {"float": "a number", "int": "an integer", "bool": "true/false", "str": "text", "None": "none"}[kind]
 
-
-def _kinds(annotation, default) -> tuple[str, ...]:
-    """Accepted kinds from a (string) annotation, else from the default's type."""
-    if annotation is inspect.Parameter.empty:
-        return (type(default).__name__,) if type(default).__name__ in _KINDS and default is not None else ()
-    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
-    parts = tuple(p.strip() for p in text.replace("Optional[", "").rstrip("]").split("|"))
-    return parts if all(p in _KINDS for p in parts) else ()
-
-
-def declared_params(cls: type) -> list[Param]:
-    """Keyword parameters of `cls.__init__` and of the parents it forwards **kwargs to (the one
-    declaration of a solver's parameters; `terms` is the registry's, not a user parameter)."""
-    out: dict[str, Param] = {}
-    for klass in cls.__mro__:
-        init = klass.__dict__.get("__init__")
-        if init is None or klass is object:
-            continue
-        forwards = False
-        for p in list(inspect.signature(init).parameters.values())[1:]:
-            if p.kind is p.VAR_KEYWORD:
-                forwards = True
-            elif p.name not in ("prior", "terms") and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is not p.empty:
-                out.setdefault(p.name, Param(p.name, p.default, _kinds(p.annotation, p.default)))
-        if not forwards:
-            break
-    return list(out.values())
-
+__all__ = ["Param", "declared_params", "solver_params", "check_solver_params", "format_solvers", "solvers_json"]
 
 def solver_classes() -> dict[str, type]:
     from inversa.solvers.registry import SOLVERS
@@ -113,7 +56,7 @@ def check_solver_params(name: str, params: dict | None) -> dict:
             raise UserError(f"unknown parameter {key!r} for solver {name}; accepted: {accepted}")
         if not spec[key].accepts(value):
             raise UserError(f"parameter {key}={value!r} for solver {name}: expected "
-                            f"{' or '.join(_word(k) for k in spec[key].kinds)}")
+                            f"{' or '.join(kind_word(k) for k in spec[key].kinds)}")
     return params
 
 
@@ -121,7 +64,7 @@ def format_solvers() -> str:
     """The `inversa solvers` listing: each solver, its summary line and parameters with defaults."""
     lines = []
     for key, cls in solver_classes().items():
-        lines.append(f"{key}: {_summary(cls)}")
+        lines.append(f"{key}: {summary_line(cls)}")
         params = solver_params(key)
         base = next((p for p in params if p.name == "base"), None)
         for p in params:
@@ -133,7 +76,7 @@ def format_solvers() -> str:
     return "\n".join(lines)
 
 
-def _summary(cls: type) -> str:
+def summary_line(cls: type) -> str:
     """The first sentence of a class docstring."""
     text = " ".join((inspect.getdoc(cls) or cls.__name__).split("\n\n")[0].split())
     for stop in (". ", ": "):
@@ -143,7 +86,7 @@ def _summary(cls: type) -> str:
 
 def solvers_json() -> list[dict]:
     """The same listing as data (`inversa solvers --json`)."""
-    return [{"name": key, "class": getattr(cls, "__name__", None) or cls.term.__name__, "summary": _summary(cls),
+    return [{"name": key, "class": getattr(cls, "__name__", None) or cls.term.__name__, "summary": summary_line(cls),
              "parameters": [{"name": p.name, "default": p.default if _jsonable(p.default) else repr(p.default),
                              "kinds": list(p.kinds)} for p in solver_params(key)]}
             for key, cls in solver_classes().items()]

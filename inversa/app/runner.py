@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from inversa.errors import UserError
-from inversa.params import Param, solver_params
+from inversa.params import Param, solver_params, summary_line
 from inversa.solvers.registry import parse_value
 
 IMAGE_FORMATS = "PNG, JPEG, BMP, TIFF, WebP"
@@ -307,15 +307,10 @@ def parse_sigma(text, field: str = NOISE_LABEL) -> float | None:
 # A solver that declares none still gets a line: its docstring's first sentence.
 
 
-def _first_sentence(cls) -> str:
-    doc = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
-    return doc.split(". ")[0].rstrip(".") if doc else "no description"
-
-
 def method_label(name: str) -> str:
     from inversa.solvers import SOLVERS
 
-    return getattr(SOLVERS[name], "label", None) or _first_sentence(SOLVERS[name])
+    return getattr(SOLVERS[name], "label", None) or summary_line(SOLVERS[name])
 
 
 def method_cost(name: str) -> str:
@@ -339,7 +334,7 @@ def method_guide() -> list[tuple[str, str]]:
 
     rows = []
     for name, cls in SOLVERS.items():
-        good = getattr(cls, "summary", None) or _first_sentence(cls)
+        good = getattr(cls, "summary", None) or summary_line(cls)
         rows.append((name, f"**{method_label(name)}** (`{name}`): {good}. Cost: {method_cost(name)}."))
     return rows
 

@@ -209,7 +209,7 @@ class Solver:
 
     def params(self) -> dict:
         """Method parameters (recorded in run metadata): the constructor's keyword arguments, read back."""
-        from inversa.params import declared_params
+        from inversa.solvers.params import declared_params
 
         out = {p.name: getattr(self, p.name) for p in declared_params(type(self)) if hasattr(self, p.name)}
         for term in self.terms:

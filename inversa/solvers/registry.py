@@ -38,7 +38,7 @@ class Composition:
         return SOLVERS[key]
 
     def __call__(self, prior, *, base: str | None = None, **params):
-        from inversa.params import declared_params
+        from inversa.solvers.params import declared_params
 
         own = {p.name for p in declared_params(self.term)}
         renames = getattr(self.term, "base_renames", {})  # the term's names for base parameters it shadows

@@ -69,17 +69,17 @@ def test_latent_path_gradients_flow_through_decoder_and_classifier():
     clf = tiny_rgb_classifier()
     Q = torch.full((3, 3), 0.1) + 0.7 * torch.eye(3)
     solver = IGDS(prior, clf, Q, ipc=10, scale=1.0)
-    solver.prepare(None, solver.timesteps(10))
-    solver._labels = torch.tensor([0, 2])
+    ctx = solver.prepare(None, solver.timesteps(10))
+    ctx.labels = torch.tensor([0, 2])
     x_t = torch.randn(2, 4, 4, 4, generator=torch.Generator().manual_seed(3)).requires_grad_(True)
-    pred = solver.predict(x_t, 500)
+    pred = solver.predict(x_t, 500, ctx)
     pixels = prior.decode(pred.x0hat)
     assert pixels.shape == (2, 3, 8, 8)
     # Watch one decoder weight and one classifier weight: the objective's gradient must reach them too.
     dec_w = prior.vae.decoder.conv_out.weight.requires_grad_(True)
     clf_w = clf.net.classifier.weight.requires_grad_(True)
     try:
-        L, log_qy, kl = solver.objective(pred.x0hat, solver._labels)
+        L, log_qy, kl = solver.objective(pred.x0hat, ctx.labels)
         assert torch.isfinite(L).all() and (log_qy <= 0).all() and (kl >= -1e-6).all()
         g_x, g_dec, g_clf = torch.autograd.grad(L.sum(), [x_t, dec_w, clf_w])
     finally:
@@ -88,7 +88,7 @@ def test_latent_path_gradients_flow_through_decoder_and_classifier():
     for g in (g_x, g_dec, g_clf):
         assert torch.isfinite(g).all() and g.abs().sum() > 0
     # Per-image objective: image 0's loss does not move image 1's latent.
-    (g0,) = torch.autograd.grad(solver.objective(solver.predict(x_t, 500).x0hat, solver._labels)[0][0], x_t)
+    (g0,) = torch.autograd.grad(solver.objective(solver.predict(x_t, 500, ctx).x0hat, ctx.labels)[0][0], x_t)
     assert g0[0].abs().sum() > 0 and g0[1].abs().sum() == 0
 
 

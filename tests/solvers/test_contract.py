@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from inversa import operators as ops
-from inversa.params import declared_params
+from inversa.solvers.params import declared_params
 from inversa.pretrained import load_prior
 from inversa.solvers import SOLVERS, make_solver
 from inversa.solvers.registry import Composition
