@@ -70,11 +70,45 @@ def distill(model: str, output: str | Path, *, ipc: int, classifier: str | None 
 
     `params`: IGDS parameters (scale, beta, beta0, beta_schedule, window). `max_images`: stop after
     writing this many new images (a controlled interruption; rerun to finish)."""
-    from tqdm.auto import tqdm
-
     from inversa.pretrained.conditional import load_conditional_prior
-    from inversa.solvers.igds import IGDS, ConditionalSampler
 
+    params = _check_arguments(method, ipc, steps, batch_size, classifier, params)
+    out = Path(output)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"-o {str(out)!r} exists and is not a folder")
+
+    started, t_load = time.strftime("%Y-%m-%dT%H:%M:%S"), time.perf_counter()
+    prior = load_conditional_prior(model, cfg_scale=cfg_scale, device=device)
+    class_ids = parse_classes(classes, prior.class_names)
+    solver, centroid_file = _make_solver(method, prior, model=model, classifier=classifier, ipc=ipc, sampler=sampler,
+                                         params=params, real_data=real_data, device=device)
+    load_seconds = time.perf_counter() - t_load
+
+    settings = dict(model=model, classifier=classifier if method == "igds" else None, method=method, ipc=ipc,
+                    classes=[prior.class_names[c] for c in class_ids], seed=seed, steps=steps, batch_size=batch_size,
+                    cfg_scale=cfg_scale, sampler=sampler, params=solver.params(),
+                    real_data=real_data if method == "igds" else None)
+    meta = _open_set(out, settings, prior, solver, centroid_file)
+    chunks = [(c, list(range(j, min(j + batch_size, ipc)))) for c in class_ids for j in range(0, ipc, batch_size)]
+    files = {(c, tuple(ks)): [out / prior.class_names[c] / f"{k:04d}.png" for k in ks] for c, ks in chunks}
+    t0, run = time.perf_counter(), {"written": 0, "generate_seconds": 0.0}
+    try:
+        _generate(solver, chunks, files, seed=seed, steps=steps, max_images=max_images, run=run,
+                  desc=f"distill {method}", progress=progress)
+    finally:
+        meta["runs"].append(dict(started=started, images_written=run["written"], load_seconds=round(load_seconds, 2),
+                                 generate_seconds=round(run["generate_seconds"], 2),
+                                 seconds=round(time.perf_counter() - t0 + load_seconds, 2),
+                                 torch_threads=torch.get_num_threads(), device=str(device)))
+        meta["complete"] = all(p.exists() for paths in files.values() for p in paths)
+        meta["images"] = sum(1 for paths in files.values() for p in paths if p.exists())
+        meta["total_generate_seconds"] = round(sum(r["generate_seconds"] for r in meta["runs"]), 2)
+        atomic_write_json(out / METADATA, meta, indent=2, sort_keys=False)
+    return meta
+
+
+def _check_arguments(method, ipc, steps, batch_size, classifier, params) -> dict:
+    """The IGDS parameters as a dict, after one-line errors for anything `distill` cannot run with."""
     if method not in METHODS:
         raise UserError(f"--method {method!r} is not known; accepted: {', '.join(METHODS)}")
     for flag, v in (("--ipc", ipc), ("--steps", steps), ("--batch-size", batch_size)):
@@ -85,34 +119,32 @@ def distill(model: str, output: str | Path, *, ipc: int, classifier: str | None 
     params = dict(params or {})
     if method == "unguided" and params:
         raise UserError(f"--param {', '.join(params)}: the unguided method takes no parameters")
-    out = Path(output)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"-o {str(out)!r} exists and is not a folder")
+    return params
 
-    started, t_load = time.strftime("%Y-%m-%dT%H:%M:%S"), time.perf_counter()
-    prior = load_conditional_prior(model, cfg_scale=cfg_scale, device=device)
-    class_ids = parse_classes(classes, prior.class_names)
-    centroid_file = None
-    if method == "igds":
-        from inversa.distill.classifier import cached_centroids, load_classifier
 
-        clf = load_classifier(classifier, device=device)
-        if clf.num_classes is not None and clf.num_classes != prior.num_classes:
-            raise UserError(f"classifier {classifier} has {clf.num_classes} classes, model {model} has {prior.num_classes}")
-        x_real, y_real, _ = real_images(real_data)
-        Q, centroid_file = cached_centroids(clf, x_real, y_real, prior.num_classes)
-        try:
-            solver = IGDS(prior, clf, Q, ipc=ipc, sampler=sampler, **params)
-        except TypeError as exc:
-            raise UserError(f"--param: {exc}; accepted: scale, beta, beta0, beta_schedule, window") from None
-    else:
-        solver = ConditionalSampler(prior, sampler=sampler)
-    load_seconds = time.perf_counter() - t_load
+def _make_solver(method, prior, *, model, classifier, ipc, sampler, params, real_data, device):
+    """(IGDS with the classifier and its cached class centroids, centroid file) or (the unguided sampler, None)."""
+    from inversa.solvers.igds import IGDS, ConditionalSampler
+    from inversa.solvers.params import declared_params
 
-    settings = dict(model=model, classifier=classifier if method == "igds" else None, method=method, ipc=ipc,
-                    classes=[prior.class_names[c] for c in class_ids], seed=seed, steps=steps, batch_size=batch_size,
-                    cfg_scale=cfg_scale, sampler=sampler, params=solver.params(),
-                    real_data=real_data if method == "igds" else None)
+    if method != "igds":
+        return ConditionalSampler(prior, sampler=sampler), None
+    from inversa.distill.classifier import cached_centroids, load_classifier
+
+    accepted = [p.name for p in declared_params(IGDS) if p.name not in declared_params(ConditionalSampler)]
+    unknown = [k for k in params if k not in accepted]
+    if unknown:
+        raise UserError(f"--param {', '.join(unknown)}: not an IGDS parameter; accepted: {', '.join(accepted)}")
+    clf = load_classifier(classifier, device=device)
+    if clf.num_classes is not None and clf.num_classes != prior.num_classes:
+        raise UserError(f"classifier {classifier} has {clf.num_classes} classes, model {model} has {prior.num_classes}")
+    x_real, y_real, _ = real_images(real_data)
+    Q, centroid_file = cached_centroids(clf, x_real, y_real, prior.num_classes)
+    return IGDS(prior, clf, Q, ipc=ipc, sampler=sampler, **params), centroid_file
+
+
+def _open_set(out: Path, settings: dict, prior, solver, centroid_file) -> dict:
+    """The set's metadata, new or resumed (a folder made with other settings is refused), written out."""
     meta_path = out / METADATA
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     if meta:
@@ -129,44 +161,31 @@ def distill(model: str, output: str | Path, *, ipc: int, classifier: str | None 
     meta["layout"] = "ImageFolder: <class_name>/<k:04d>.png, k = 0..ipc-1; image (c, k) seeded by image_seed(seed, c, k)"
     meta.setdefault("runs", [])
     atomic_write_json(meta_path, meta, indent=2, sort_keys=False)
+    return meta
 
-    chunks = [(c, list(range(j, min(j + batch_size, ipc)))) for c in class_ids for j in range(0, ipc, batch_size)]
-    def files(c, ks):
-        return [out / prior.class_names[c] / f"{k:04d}.png" for k in ks]
 
-    todo = [(c, ks) for c, ks in chunks if not all(p.exists() for p in files(c, ks))]
-    t0, written, gen_seconds = time.perf_counter(), 0, 0.0
-    bar = tqdm(total=len(class_ids) * ipc, initial=len(class_ids) * ipc - sum(len(ks) for _, ks in todo),
-               desc=f"distill {method}", disable=not progress, unit="img")
-    stopped = False
+def _generate(solver, chunks, files, *, seed, steps, max_images, run: dict, desc: str, progress: bool) -> None:
+    """Generate the chunks not yet complete on disk, writing each missing PNG; `run` counts images
+    written and generation seconds (kept when interrupted); stops after `max_images` new images."""
+    from tqdm.auto import tqdm
+
+    total = sum(len(ks) for _, ks in chunks)
+    todo = [(c, ks) for c, ks in chunks if not all(p.exists() for p in files[c, tuple(ks)])]
+    bar = tqdm(total=total, initial=total - sum(len(ks) for _, ks in todo), desc=desc, disable=not progress, unit="img")
     try:
         for c, ks in todo:
-            if max_images is not None and written >= max_images:
-                stopped = True
-                break
+            if max_images is not None and run["written"] >= max_images:
+                return
             gens = [torch.Generator().manual_seed(image_seed(seed, c, k)) for k in ks]
             t1 = time.perf_counter()
             res = solver.generate([c] * len(ks), generator=gens, num_steps=steps, progress=False)
-            gen_seconds += time.perf_counter() - t1
-            (out / prior.class_names[c]).mkdir(exist_ok=True)
-            for x, path in zip(res.x, files(c, ks)):
-                if max_images is not None and written >= max_images:
-                    stopped = True
-                    break
+            run["generate_seconds"] += time.perf_counter() - t1
+            for x, path in zip(res.x, files[c, tuple(ks)]):
+                if max_images is not None and run["written"] >= max_images:
+                    return
                 if not path.exists():
-                    save_image(x, path)
-                    written += 1
+                    save_image(x, path)  # makes the class folder
+                    run["written"] += 1
             bar.update(len(ks))
-            if stopped:
-                break
     finally:
         bar.close()
-        complete = all(p.exists() for c, ks in chunks for p in files(c, ks))
-        meta["runs"].append(dict(started=started, images_written=written, load_seconds=round(load_seconds, 2),
-                                 generate_seconds=round(gen_seconds, 2), seconds=round(time.perf_counter() - t0 + load_seconds, 2),
-                                 torch_threads=torch.get_num_threads(), device=str(device)))
-        meta["complete"] = complete
-        meta["images"] = sum(1 for c, ks in chunks for p in files(c, ks) if p.exists())
-        meta["total_generate_seconds"] = round(sum(r["generate_seconds"] for r in meta["runs"]), 2)
-        atomic_write_json(meta_path, meta, indent=2, sort_keys=False)
-    return meta

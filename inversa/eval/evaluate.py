@@ -319,14 +319,7 @@ def run_eval(config: EvalConfig | dict, *, progress: bool = True, callback=None,
     cfg.require("data", "tasks", "solvers", "out")
     _check_names(cfg)
     data = Path(cfg.data).expanduser().resolve()
-    paths, skipped = store.list_images(data)
-    if cfg.limit:
-        paths = paths[: cfg.limit]
-    stems = {}
-    for p in paths:
-        if p.stem in stems:
-            raise UserError(f"two images share the name {p.stem!r} ({stems[p.stem]}, {p.name}); rename one")
-        stems[p.stem] = p.name
+    paths, skipped = _list_images(data, cfg.limit)
     images = [p.name for p in paths]
     index, count, state = _shard(num_shards, shard_index, cfg.device)
     device = resolve_device(cfg.device) if cfg.device and str(cfg.device).lower() != "auto" else state.device
@@ -342,32 +335,11 @@ def run_eval(config: EvalConfig | dict, *, progress: bool = True, callback=None,
     settings = {"data": str(data), "model": cfg.model, "size": size, "lpips_net": cfg.lpips_net,
                 "solver_params": cfg.solver_params, "model_sha256": minfo["sha256"] if minfo else None}
     out = Path(cfg.out).expanduser()
-    if state.num_processes == 1:
-        _prepare_out(out, settings, images, skipped, cfg)
-    else:
-        error = None
-        if state.is_main_process:
-            try:
-                _prepare_out(out, settings, images, skipped, cfg)
-            except UserError as exc:  # reach the barrier anyway, or the other processes wait forever
-                error = exc
-        state.wait_for_everyone()
-        if error is not None:
-            raise error
-        if not (out / "config.json").exists():
-            raise UserError(f"the main process could not prepare {out}")
+    _prepare_out_once(state, out, settings, images, skipped, cfg)
     if skipped and index == 0:
         log(f"skipped {len(skipped)} non-image file(s): {', '.join(skipped)}")
 
-    lpips = None
-    if cfg.lpips_net != "none":
-        try:
-            lpips = metrics.load_lpips(cfg.lpips_net, cfg.lpips_weights, device)
-        except metrics.MetricUnavailable as exc:
-            lpips = str(exc)
-            if index == 0:
-                log(str(exc))
-    runner = _Runner(cfg, out, data, size, device, prior, lpips, minfo)
+    runner = _Runner(cfg, out, data, size, device, prior, _load_lpips(cfg, device, quiet=index != 0), minfo)
 
     mine = make_items(images, cfg)[index::count]
     pending = [it for it in mine if load_row(out, it) is None]
@@ -395,6 +367,48 @@ def run_eval(config: EvalConfig | dict, *, progress: bool = True, callback=None,
     result["merged"] = merge(out, fid_feature=fid_feature, progress=progress)
     return result
 
+
+
+def _list_images(data: Path, limit: int | None) -> tuple[list[Path], list[str]]:
+    """The first `limit` images of the folder (and the names of skipped non-images); names must differ by stem."""
+    paths, skipped = store.list_images(data)
+    paths = paths[:limit] if limit else paths
+    stems: dict[str, str] = {}
+    for p in paths:
+        if p.stem in stems:
+            raise UserError(f"two images share the name {p.stem!r} ({stems[p.stem]}, {p.name}); rename one")
+        stems[p.stem] = p.name
+    return paths, skipped
+
+
+def _prepare_out_once(state, out: Path, settings: dict, images: list[str], skipped: list[str], cfg: EvalConfig) -> None:
+    """`_prepare_out` by the main process only; the others wait for it and fail with it."""
+    if state.num_processes == 1:
+        _prepare_out(out, settings, images, skipped, cfg)
+        return
+    error = None
+    if state.is_main_process:
+        try:
+            _prepare_out(out, settings, images, skipped, cfg)
+        except UserError as exc:  # reach the barrier anyway, or the other processes wait forever
+            error = exc
+    state.wait_for_everyone()
+    if error is not None:
+        raise error
+    if not (out / "config.json").exists():
+        raise UserError(f"the main process could not prepare {out}")
+
+
+def _load_lpips(cfg: EvalConfig, device, *, quiet: bool):
+    """The LPIPS network, None when switched off, or the reason it is unavailable (a string, logged once)."""
+    if cfg.lpips_net == "none":
+        return None
+    try:
+        return metrics.load_lpips(cfg.lpips_net, cfg.lpips_weights, device)
+    except metrics.MetricUnavailable as exc:
+        if not quiet:
+            log(str(exc))
+        return str(exc)
 
 def _check_tasks(cfg: EvalConfig, paths: list[Path], size) -> None:
     """Build and apply each task's operator once per image size, so bad sizes fail before any work."""

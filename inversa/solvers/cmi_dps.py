@@ -1,6 +1,6 @@
 """CMI-DPS — conditional mutual information guidance (Hamidi & Yang, 2025), as a plug-in term.
 
-[inferred] (shared/design/methods.md): under Gaussian x0 | x_t with S_t = c_t J_t, c_t = (1-ab)/sqrt(ab),
+[inferred] (docs/methods.md, "CMI-DPS"): under Gaussian x0 | x_t with S_t = c_t J_t, c_t = (1-ab)/sqrt(ab),
 J_t = d x0hat / d x_t,  I(x0; y | x_t) = 1/2 logdet(I + sy^-2 A S_t A^T). With a Rademacher probe v
 in measurement space and the inverse held constant, the Hutchinson surrogate
     s(x_t) = (c_t / (2 sy²)) (A^T u)^T J_t (A^T v),   u = stopgrad((I + sy^-2 c_t A J_t A^T)^{-1} v)
@@ -11,14 +11,13 @@ step plus eta_t grad s (ascent: keep information about y in x_t).
 grad s = k H b, the Hessian of a^T x0hat (a = A^T u, b = A^T v, k = c_t / (2 sy²)) applied to b: no
 symmetry of J_t is needed. Two ways (`hvp`):
 - "finite-difference" (default): k (J(x_t + delta b)^T a - J(x_t)^T a) / delta, two plain VJPs and
-  one more forward per probe (first-order accurate in delta; roundoff ~ float eps / delta). Measured
-  on the bundled prior, 64², one thread: step 2.2x a DPS step against 3.3x for "exact".
+  one more forward per probe (first-order accurate in delta; roundoff ~ float eps / delta); the
+  cheaper of the two on CPU (docs/performance.md).
 - "exact": double backward, d<J_t^T a, b>/dx_t on the base solver's own forward (create_graph, then a
   backward through the backward graph: slower on CPU and twice the activation memory).
 J_t q products inside the CG inverse use the double-VJP trick, not torch.func.jvp: g(z) = J_t^T z
 built once with create_graph (linear in z), then J_t q = d<g(z), q>/dz is one backward per product
-(forward-mode CPU kernels measured slower: jvp + its reverse + the base VJP 5.7 fwd+VJP, double-VJP
-3.0, bundled prior, 32²). Fused attention kernels have no double backward, so the forward runs
+(forward-mode CPU kernels are slower here: docs/performance.md). Fused attention kernels have no double backward, so the forward runs
 with plain (math) attention whenever a double backward is taken.
 
 Plug-in: `make_solver("cmi-dps", prior, base="dps" | "ca-dps", eta=0.1, probes=1,

@@ -3,7 +3,7 @@
 A distilled set should keep the prototype information I(X;Y) and the contextual information
 H(X|Y) of the data, the latter weighted more as the images per class (IPC) grow. With a classifier
 q(y|x) and class centroids Q_y = E[q(.|x) | Y=y] over real images, the variational bounds give the
-per-image objective (methods.md, "inferred")
+per-image objective ([inferred], docs/methods.md "IGDS")
 
     L(x) = log q(y|x) + beta(IPC) * KL(q(.|x) || Q_y)
 
@@ -127,7 +127,7 @@ class IGDS(ConditionalSampler):
         self.beta = float(beta) if beta is not None else beta_for_ipc(ipc, beta0, beta_schedule)
 
     def params(self) -> dict:
-        return {**super().params(), "beta": self.beta, "window": list(self.window)}
+        return {**super().params(), "ipc": self.ipc, "beta": self.beta, "window": list(self.window)}
 
     def in_window(self, t: int) -> bool:
         T = self.prior.num_train_timesteps
