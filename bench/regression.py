@@ -97,16 +97,18 @@ def main() -> int:
         print(f"recorded {len(now)} entries in {a.file}")
         return 0
     before = load_file(a.file)
-    bad = 0
-    for k in sorted(set(before) | set(now)):
-        if k not in now or k not in before:
-            print(f"{k}: {'missing now' if k not in now else 'new'}")
+    bad, new = 0, sorted(set(now) - set(before))  # entries of solvers registered after the record: listed, not compared
+    for k in sorted(before):
+        if k not in now:
+            print(f"{k}: missing now")
             bad += 1
             continue
         d = (before[k].double() - now[k].double()).abs().max().item() if before[k].shape == now[k].shape else float("inf")
         if d > a.atol:
             print(f"{k}: max |diff| {d:.3g}")
             bad += 1
+    if new:
+        print(f"{len(new)} new entries (not in the record): {', '.join(new)}")
     print(f"{len(before)} entries compared, {bad} differ beyond atol={a.atol}")
     return 1 if bad else 0
 

@@ -131,7 +131,7 @@ def _make_solver(method, prior, *, model, classifier, ipc, sampler, params, real
         return ConditionalSampler(prior, sampler=sampler), None
     from inversa.distill.classifier import cached_centroids, load_classifier
 
-    accepted = [p.name for p in declared_params(IGDS) if p.name not in declared_params(ConditionalSampler)]
+    accepted = [p.name for p in declared_params(IGDS) if p.name != "sampler"]  # --sampler sets that one
     unknown = [k for k in params if k not in accepted]
     if unknown:
         raise UserError(f"--param {', '.join(unknown)}: not an IGDS parameter; accepted: {', '.join(accepted)}")

@@ -67,7 +67,7 @@ def test_rerun_with_other_settings_is_refused(cond_model_dir, tmp_path):
 @pytest.mark.parametrize("extra, message", [
     (["--method", "magic"], "--method 'magic' is not known; accepted: igds, unguided"),
     (["--classes", "dog"], "--classes: 'dog' is not a class of this model; accepted: names ant, bee, cat"),
-    (["--param", "scael=1"], "--param: "),
+    (["--param", "scael=1"], "--param scael: not an IGDS parameter; accepted: scale, beta, beta0, beta_schedule, window"),
     (["--param", "beta_schedule=cubic"], "beta_schedule 'cubic' is not known"),
     (["--ipc", "0"], "--ipc 0: must be a positive integer"),
 ])
