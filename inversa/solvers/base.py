@@ -230,9 +230,13 @@ class Solver:
                 stack.enter_context(term.predict_mode())
             return self.prior.predict(x_t, t, clip=self.clip_x0)
 
-    def prior_step(self, s: StepState) -> torch.Tensor:
+    def step_moments(self, s: StepState):
+        """(mean, variance) of the unconditional reverse step p(x_{t_prev} | x_t), from detached values."""
         pred = Prediction(s.pred.eps.detach(), s.pred.x0hat.detach(), None if s.pred.var_values is None else s.pred.var_values.detach())
-        mean, var = self.prior.step_mean_var(s.x_t.detach(), s.t, s.t_prev, pred, eta=self.eta)
+        return self.prior.step_mean_var(s.x_t.detach(), s.t, s.t_prev, pred, eta=self.eta)
+
+    def prior_step(self, s: StepState) -> torch.Tensor:
+        mean, var = self.step_moments(s)
         if s.last:
             return mean
         noise = randn(mean.shape, s.problem.generators, device=mean.device, dtype=mean.dtype)
