@@ -20,8 +20,11 @@ script runs (main_ddpir_deblur.py: `lambdas = [lambda_*i for i in range(7,8)]`,
 num_steps=100); `cg_iters`/`cg_tol` for operators without a closed form; `clip_x0` (loop default). The loop's `sampler`/`eta` do not apply (own step; a "ddpm"/"ddim"
 sent by a generic front end is recorded as `sampler_ignored`).
 
-Deviations: (1) timesteps come from the shared loop (uniform "leading" spacing), not the official
-"quad" spacing (quadratic in the timestep index); (2) the official loop skips the data step at the
+Timesteps: `schedule="quad"` (default) is the official spacing (main_ddpir_*.py `skip_type =
+'quad'`): with N steps the i-th noise level is that of training step T - 1 - floor(T sqrt(i / (N-1)))
+(the last one 0), large jumps at high noise and small ones near the end; "uniform" takes the shared
+loop's respacing ("leading", as DDPM/DDIM). At N large enough that two levels round to one training
+step (N > about T/2) the repeats are dropped. Deviations: (2) the official loop skips the data step at the
 last step and returns x_t there; we apply it and return x̂0 (t = 0 in the loop's spacing, so the
 difference is the last step's noise); (3) the per-task λ, ζ of the SR and inpainting scripts are
 not the defaults here (pass them); (4) the official SR step for bicubic kernels iterates a
@@ -40,6 +43,8 @@ from inversa.solvers.cg import cg
 from inversa.solvers.ddrm import own_step_sampler
 from inversa.solvers.registry import register
 
+SCHEDULES = ("quad", "uniform")
+
 
 @register("diffpir")
 class DiffPIR(Solver):
@@ -51,7 +56,7 @@ class DiffPIR(Solver):
     needs_grad = False
 
     def __init__(self, prior, *, lam: float = 7.0, zeta: float = 0.3, sigma_floor: float = 0.001, cg_iters: int = 50,
-                 cg_tol: float = 1e-6, **kwargs):
+                 cg_tol: float = 1e-6, schedule: str = "quad", **kwargs):
         self.requested_sampler = own_step_sampler(kwargs.pop("sampler", None), "DiffPIR")
         if "eta" in kwargs:
             raise UserError("DiffPIR has its own step; its stochasticity is zeta (eta cannot be set)")
@@ -63,8 +68,22 @@ class DiffPIR(Solver):
             raise UserError(f"zeta must be a number in [0, 1], got {zeta!r}")
         if isinstance(cg_iters, bool) or not isinstance(cg_iters, int) or cg_iters < 1:
             raise UserError(f"cg_iters must be a positive integer, got {cg_iters!r}")
-        self.lam, self.zeta, self.sigma_floor = float(lam), float(zeta), float(sigma_floor)
+        if schedule not in SCHEDULES:
+            raise UserError(f"schedule {schedule!r} is unknown; accepted: {', '.join(SCHEDULES)}")
+        self.lam, self.zeta, self.sigma_floor, self.schedule = float(lam), float(zeta), float(sigma_floor), schedule
         self.cg_iters, self.cg_tol = cg_iters, float(cg_tol)
+
+    def timesteps(self, num_steps: int) -> list[int]:
+        """The official "quad" spacing (see the module docstring), or the loop's with "uniform"; `start`
+        keeps the levels below start * T, as the loop does."""
+        ts = super().timesteps(num_steps)  # validates num_steps; the uniform spacing
+        if self.schedule == "uniform":
+            return ts
+        T = self.prior.num_train_timesteps
+        quad = [T - 1 - int((T**2 * i / max(num_steps - 1, 1)) ** 0.5) for i in range(num_steps)]
+        quad[-1] = 0
+        quad = list(dict.fromkeys(max(t, 0) for t in quad))
+        return [t for t in quad if t < self.start * T] or quad[-1:]
 
     def run_metadata(self, ctx):
         return {**super().run_metadata(ctx), "sampler_ignored": self.requested_sampler}

@@ -73,3 +73,22 @@ def test_correlated_gaussian_sanity_band(kind):
     assert out.nfe == 100 and out.vjp == 0
     assert err < 0.15
     assert 0.4 <= min(ro.min(), ru.min()) and max(ro.max(), ru.max()) <= 2.5
+
+
+def test_quad_schedule_is_the_official_one(gauss16):
+    """main_ddpir_*.py with skip_type='quad', iter_num=10: seq = int(sqrt(linspace(0, T², 10))), last
+    one minus 1, noise level of training step T - 1 - seq[i]."""
+    import numpy as np
+
+    from inversa.solvers import Solver
+
+    T = gauss16.num_train_timesteps
+    seq = [int(v) for v in np.sqrt(np.linspace(0, T**2, 10))]
+    seq[-1] -= 1
+    assert make_solver("diffpir", gauss16).timesteps(10) == [T - 1 - v for v in seq]
+    assert make_solver("diffpir", gauss16, schedule="uniform").timesteps(10) == Solver(gauss16).timesteps(10)
+    assert make_solver("diffpir", gauss16, start=0.3).timesteps(10) == [t for t in [T - 1 - v for v in seq] if t < 0.3 * T]
+    ts = make_solver("diffpir", gauss16).timesteps(1000)  # repeats dropped, still strictly decreasing to 0
+    assert ts[-1] == 0 and all(a > b for a, b in zip(ts, ts[1:]))
+    with pytest.raises(UserError, match="schedule 'cosine' is unknown; accepted: quad, uniform"):
+        make_solver("diffpir", gauss16, schedule="cosine")
