@@ -9,7 +9,7 @@ from inversa.errors import UserError
 from inversa.solvers import make_solver
 from inversa.solvers.cg import bdot
 
-from baselines_oracle import SHAPE, block_mask, correlated_prior, inpainting, problem_full, run_moments
+from baselines_oracle import SHAPE, block_mask, correlated_prior, inpainting, problem_full, run_moments, ys_for
 from oracle import check_seeds_and_batch_invariance, check_super_resolution, gens
 
 
@@ -75,9 +75,7 @@ def test_interval_guides_every_kth_step(gauss16):
 
 def test_seeds_batch_invariance_and_super_resolution(gauss16):
     op = inpainting()
-    ys = op.measure(torch.rand(4, *SHAPE, dtype=torch.float64, generator=torch.Generator().manual_seed(3)),
-                    generator=torch.Generator().manual_seed(4))
-    check_seeds_and_batch_invariance(make_solver("dsg", gauss16), op, ys)
+    check_seeds_and_batch_invariance(make_solver("dsg", gauss16), op, ys_for(gauss16, op))
     out = check_super_resolution(lambda p: make_solver("dsg", p))
     assert out.nfe == 6 and out.vjp == 5
 

@@ -6,7 +6,7 @@ import torch
 
 from inversa.solvers import make_solver
 
-from baselines_oracle import SHAPE, block_mask, blur, correlated_prior, inpainting, problem_full, split_moments
+from baselines_oracle import SHAPE, block_mask, blur, correlated_prior, inpainting, problem_full, split_moments, ys_for
 from oracle import check_seeds_and_batch_invariance, check_super_resolution, gens, posterior_samples
 
 
@@ -42,9 +42,7 @@ def test_an_invertible_operator_gives_its_inverse():
 def test_seeds_batch_invariance_and_super_resolution(gauss16):
     # bit-exact needs a prior without batched matmuls (the correlated one rounds differently per batch size)
     op = inpainting()
-    ys = op.measure(torch.rand(4, *SHAPE, dtype=torch.float64, generator=torch.Generator().manual_seed(3)),
-                    generator=torch.Generator().manual_seed(4))
-    check_seeds_and_batch_invariance(make_solver("mcg", gauss16), op, ys)
+    check_seeds_and_batch_invariance(make_solver("mcg", gauss16), op, ys_for(gauss16, op))
     out = check_super_resolution(lambda p: make_solver("mcg", p))
     assert out.nfe == 6 and out.vjp == 6
 
