@@ -411,7 +411,8 @@ def _load_lpips(cfg: EvalConfig, device, *, quiet: bool):
         return str(exc)
 
 def _check_tasks(cfg: EvalConfig, paths: list[Path], size) -> None:
-    """Build and apply each task's operator once per image size, so bad sizes fail before any work."""
+    """Build and apply each task's operator once per image size, so bad sizes (and solvers that
+    refuse an operator) fail before any work."""
     from PIL import Image
 
     from inversa.operators import make_preset
@@ -421,10 +422,16 @@ def _check_tasks(cfg: EvalConfig, paths: list[Path], size) -> None:
         for p in paths:
             with Image.open(p) as img:
                 sizes.add((img.height, img.width))
+    from inversa.solvers import SOLVERS
+
     for task in cfg.tasks:
         for h, w in sorted(sizes):
             op = make_preset(task, image_size=(h, w), index=0, seed=cfg.seeds[0])
             op.measure(torch.zeros(1, 3, h, w))
+            for name in cfg.solvers:  # a solver that refuses an operator refuses before any work, not mid-run
+                if getattr(SOLVERS.get(name), "needs_svd", False) and not op.has_svd:
+                    raise UserError(f"solver {name} needs an operator with a closed-form SVD and task {task} "
+                                    f"({op.describe()}) has none; evaluate it on: {op.SVD_OPERATORS}")
 
 
 def merge(out: str | os.PathLike, *, fid_feature=None, progress: bool = False) -> dict:
