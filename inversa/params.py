@@ -17,8 +17,8 @@ from inversa.errors import UserError
 from inversa.solvers.params import Param, kind_word, declared_params
 
 
-
 __all__ = ["Param", "declared_params", "solver_params", "check_solver_params", "format_solvers", "solvers_json"]
+
 
 def solver_classes() -> dict[str, type]:
     from inversa.solvers.registry import SOLVERS
@@ -28,14 +28,16 @@ def solver_classes() -> dict[str, type]:
 
 def solver_params(name: str, base: str | None = None) -> list[Param]:
     """The parameters `make_solver(name, prior, **params)` accepts (with `base` for composed solvers)."""
+    from inversa.solvers.registry import solver_key
+
     classes = solver_classes()
-    key = str(name).lower().replace("_", "-")
+    key = solver_key(name)
     if key not in classes:
         raise UserError(f"unknown solver {name!r}; accepted: {', '.join(classes)}")
     entry = classes[key]
     if isinstance(entry, type):
         return declared_params(entry)
-    base_key = str(base if base is not None else entry.default_base).lower().replace("_", "-")
+    base_key = solver_key(base if base is not None else entry.default_base)
     params = [Param("base", entry.default_base, ("str",)), *declared_params(entry.term)]
     renames = getattr(entry.term, "base_renames", {})
     shadowed = set(renames.values())

@@ -156,6 +156,7 @@ class Solver:
     cost: tuple[int, int] = (1, 0)  # network forwards, VJPs per step with the default parameters
     cost_up_to = False
     needs_grad = False
+    needs_svd = False  # the operator's closed-form SVD: refused in `prepare` (and up front by the evaluator)
     variant: str | None = None
     context = Context
 
@@ -202,6 +203,8 @@ class Solver:
     def prepare(self, problem: Problem, timesteps: list[int], num_steps: int | None = None) -> Context:
         """The per-call context (e.g. precomputations on the operator). Overrides call this first.
         `num_steps`: the respaced step count (more than len(timesteps) with a warm start; default that)."""
+        if self.needs_svd and problem.operator is not None:
+            problem.operator.check_svd(self.name)
         stride = self.prior.num_train_timesteps / (num_steps or len(timesteps))
         ctx = self.context(problem=problem, timesteps=timesteps, stride=stride)
         ctx.terms = [term.prepare(self, ctx) for term in self.terms]

@@ -82,7 +82,7 @@ class DDRM(Solver):
     label = "DDRM (denoising diffusion restoration)"
     summary = "fast and steady on super-resolution, inpainting and circular blur (needs an operator's SVD)"
     cost = (1, 0)
-    needs_svd = True  # the operator's closed-form SVD (checked up front by the evaluator)
+    needs_svd = True
     needs_grad = False
 
     def __init__(self, prior, *, eta: float = 0.85, eta_b: float = 1.0, s_min: float = 1e-3, clip_x0: bool = False,
@@ -92,11 +92,6 @@ class DDRM(Solver):
         super().__init__(prior, sampler="ddim", eta=eta, clip_x0=clip_x0, **kwargs)
         self.eta_b = check_fraction(eta_b, "eta_b")
         self.s_min = check_nonneg(s_min, "s_min")
-
-    def prepare(self, problem, timesteps, num_steps=None):
-        if problem.operator is not None:
-            problem.operator.check_svd(self.name)
-        return super().prepare(problem, timesteps, num_steps)
 
     def run_metadata(self, ctx):
         return {**super().run_metadata(ctx), "sampler_ignored": self.requested_sampler}

@@ -32,7 +32,7 @@ class Composition:
         return [k for k, v in SOLVERS.items() if isinstance(v, type) and getattr(v, "guided", False)]
 
     def base_class(self, base: str | None) -> type:
-        key = _key(base if base is not None else self.default_base)
+        key = solver_key(base if base is not None else self.default_base)
         if key not in self.bases():
             raise UserError(f"{self.name} base {base!r} is not a gradient-guided solver; accepted: {', '.join(self.bases())}")
         return SOLVERS[key]
@@ -51,7 +51,8 @@ class Composition:
         return solver
 
 
-def _key(name) -> str:
+def solver_key(name) -> str:
+    """A solver name as the registry spells it (case and _ / - do not matter)."""
     return str(name).lower().replace("_", "-")
 
 
@@ -71,7 +72,7 @@ def register(name: str, *, composes: str | None = None):
 
 def make_solver(name: str, prior=None, **params):
     """`make_solver("dps", prior, scale=0.5)`; unknown names give one line listing the accepted ones."""
-    key = _key(name)
+    key = solver_key(name)
     if key not in SOLVERS:
         raise UserError(f"unknown solver {name!r}; accepted: {', '.join(SOLVERS)}")
     if getattr(SOLVERS[key], "needs_prior", True) and prior is None:
