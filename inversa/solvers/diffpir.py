@@ -82,7 +82,7 @@ class DiffPIR(Solver):
         T = self.prior.num_train_timesteps
         quad = [T - 1 - int((T**2 * i / max(num_steps - 1, 1)) ** 0.5) for i in range(num_steps)]
         quad[-1] = 0
-        quad = list(dict.fromkeys(max(t, 0) for t in quad))
+        quad = list(dict.fromkeys(quad))
         return [t for t in quad if t < self.start * T] or quad[-1:]
 
     def run_metadata(self, ctx):

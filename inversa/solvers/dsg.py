@@ -30,7 +30,7 @@ import torch
 
 from inversa.errors import UserError
 from inversa.solvers.base import Solver, StepState, randn
-from inversa.solvers.cg import bdot
+from inversa.solvers.cg import _bview, bdot
 from inversa.solvers.registry import register
 
 DEFAULT_RATE = 0.2
@@ -39,7 +39,7 @@ EPS = 1e-12  # guards the normalisations when a direction vanishes
 
 def _unit(v: torch.Tensor) -> torch.Tensor:
     """v / ||v|| per image."""
-    return v / bdot(v, v).sqrt().clamp(min=EPS).view(-1, *([1] * (v.ndim - 1)))
+    return v / _bview(bdot(v, v).sqrt().clamp(min=EPS), v)
 
 
 @register("dsg")
@@ -75,7 +75,7 @@ class DSG(Solver):
         d_sample = var.sqrt() * randn(mean.shape, s.problem.generators, device=mean.device, dtype=mean.dtype)
         if s.problem.y is None or s.index % self.interval:
             return (mean + d_sample).detach()
-        radius = bdot(var, torch.ones_like(var)).sqrt().view(-1, *([1] * (mean.ndim - 1)))  # sqrt(n) s_t for a scalar s_t
+        radius = _bview(bdot(var, torch.ones_like(var)).sqrt(), mean)  # sqrt(n) s_t for a scalar s_t
         d_star = radius * _unit(self.correction(s))
         d = d_sample + self.rate * (d_star - d_sample)
         return (mean + radius * _unit(d)).detach()
