@@ -186,7 +186,7 @@ def _split(mu, cov, s):
     err = (mu - s.posterior.mean).abs()
     ratio = cov.diagonal() / s.posterior.cov.diagonal()
     return {k: (float(err[i].max()), float(ratio[i].min()), float(ratio[i].max()))
-            for k, i in (("obs", s.observed), ("unobs", ~s.observed))}
+            for k, i in (("obs", s.observed), ("unobs", ~s.observed)) if bool(i.any())}
 
 
 # "Enough Langevin steps": τ = the measurement's noise (the exact likelihood), a constant step 2e-4 and 200
