@@ -47,8 +47,8 @@ Deviations: (1) the levels are mapped to the model's training timesteps: each σ
 point) is replaced by the nearest σ_t (in log σ) and the network is called at that integer t (the
 official code feeds the DDPM network continuous timesteps); levels that round to the same timestep are
 kept once, so N above about 450 gives fewer levels (the metadata's `num_steps`), and an ODE point
-colliding with another is dropped (fewer calls; never with the defaults). The ODE's end is the model's
-lowest level t = 0 (σ_0 = 0.01 for the DDPM schedule, the official value). (2) The likelihood is
+colliding with another is dropped (fewer calls; never with the defaults). The ODE ends at the timestep
+nearest σ = 0.01: t = 0 for the DDPM schedule (σ_0 = 0.01). (2) The likelihood is
 N(y; A x0, τ² I), i.e. ||A x0 - y||² / (2 τ²), as in the official legacy branch (the code before the
 March 2025 restructuring, sampler.py LangevinDynamics); the main branch differentiates
 ||A x0 - y||² / τ² (cores/mcmc.py with Operator.loss), the same as τ / sqrt(2) here. (3) The loop
@@ -98,7 +98,7 @@ class DAPS(Solver):
 
     label = "DAPS (decoupled annealing posterior sampling)"
     summary = ("re-draws the whole image at each noise level from the photo and the model, so early mistakes "
-               "can be undone; strong on hard problems, 5 network calls per step")
+               "can be undone; 5 network calls per step")
     cost = (5, 0)  # ode_steps with the default
     needs_grad = False
     context = DAPSContext

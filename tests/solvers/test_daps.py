@@ -1,5 +1,5 @@
 """DAPS: the ODE is the probability-flow Euler (= DDIM) map, the Langevin inner loop samples its Gaussian
-target (with the paper's ||A x0 - y||² / (2 τ²)), the official EDM levels on training timesteps, the
+target (the Gaussian likelihood ||A x0 - y||² / (2 τ²)), the official EDM levels on training timesteps, the
 sampler's moments equal those of its own linear-Gaussian chain on the correlated Gaussian, and where that
 chain stands against the exact posterior (not exact: r_i = σ_i; see the comments); seeds, batch
 invariance, SR, counts, parameters."""
