@@ -75,11 +75,14 @@ class InversaPipeline:
 
     def __call__(self, image, task: str | None = None, *, mask=None, kernel=None, factor: int = 4,
                  blur_std: float = 3.0, sigma: float | None = None, preset: str | None = None, simulate: bool = False,
-                 solver: str = "dps", num_inference_steps: int = 50, generator=None, output_type: str = "pil",
-                 callback_on_step_end=None, solver_params: dict | None = None, max_size: int = 512,
-                 progress: bool = True) -> InversaPipelineOutput:
+                 solver: str | None = None, num_inference_steps: int | None = None, quality: str = "balanced",
+                 num_samples: int = 1, generator=None, output_type: str = "pil", callback_on_step_end=None,
+                 solver_params: dict | None = None, max_size: int = 512, progress: bool = True) -> InversaPipelineOutput:
         """Restore `image`. `task`: inpaint (give `mask`, white = missing), deblur (`kernel` or
         `blur_std`), sr (`factor`) or denoise; or `preset` with `simulate` for benchmark degradations.
+        Without `solver`, the `quality` preset ("fast", "balanced", "best") picks the solver, its steps
+        and warm start for the task; `num_inference_steps` and `solver_params` override the preset's.
+        `num_samples` k > 1: the mean of k restorations (see `restore`).
         `generator`: an int seed or a `torch.Generator` (its initial seed is used, so a call is
         reproducible from the generator's seed alone). `callback_on_step_end(pipe, step, timestep,
         callback_kwargs)` is called after every step with {"latents": x_{t-1}, "x0_pred": x0hat} on
@@ -94,7 +97,8 @@ class InversaPipeline:
             mask = 1 - mask.float().squeeze()
         result = restore(image, task=task, preset=preset, simulate=simulate, mask=mask, kernel=kernel,
                          blur_std=blur_std, factor=factor, sigma=sigma, solver=solver, steps=num_inference_steps,
-                         seed=_seed(generator), prior=self.prior, max_size=max_size, solver_params=solver_params,
+                         quality=quality, samples=num_samples, seed=_seed(generator), prior=self.prior,
+                         max_size=max_size, solver_params=solver_params,
                          callback=self._callback(callback_on_step_end), progress=progress)
         fmt = lambda x: _format(x, output_type)  # noqa: E731
         return InversaPipelineOutput(images=fmt(result.restored), measurement=fmt(result.measurement),

@@ -79,15 +79,23 @@ def _pad_to(x: torch.Tensor, multiple: int, mode: str = "reflect") -> tuple[torc
 
 
 def restore(image, *, task: str | None = None, preset: str | None = None, simulate: bool = False, mask=None,
-            kernel=None, blur_std: float = 3.0, factor: int = 4, sigma: float | None = None, solver: str = "dps",
-            steps: int = 50, seed: int = 0, model=None, prior=None, max_size: int = 512, device: str = "auto",
-            solver_params: dict | None = None, prior_options: dict | None = None, callback=None,
-            progress: bool = True) -> RestoreResult:
+            kernel=None, blur_std: float = 3.0, factor: int = 4, sigma: float | None = None, solver: str | None = None,
+            steps: int | None = None, seed: int = 0, model=None, prior=None, max_size: int = 512, device: str = "auto",
+            solver_params: dict | None = None, quality: str = "balanced", samples: int = 1, keep_observed: bool = False,
+            prior_options: dict | None = None, callback=None, progress: bool = True) -> RestoreResult:
     """Restore `image`: a file path, a PIL image, a NumPy array (H, W[, C], uint8 or float in [0, 1])
     or a tensor (1, C, H, W) in [0, 1]. `mask` (inpainting, white/1 = missing in files, 1 = observed in
     tensors) and `kernel` take paths or arrays. `device`: "auto" (CUDA when available), "cpu", "cuda:N".
     `model`: a bundled name, diffusers folder or hub id, or give a loaded `prior`. Every argument is
-    checked before the model is loaded. See the module docstring for the two modes."""
+    checked before the model is loaded. See the module docstring for the two modes.
+
+    Which solver: with `solver=None` the `quality` preset ("fast", "balanced", "best";
+    `inversa.quality`) gives the solver, its steps and parameters for the task; `steps` and
+    `solver_params` given here override the preset's. A named `solver` runs with `steps` (default 50)
+    and its own defaults. `samples=k` restores k samples as one batch (seeds seed .. seed+k-1; the
+    first is the one-sample result) and returns their mean, an estimate of the posterior mean:
+    higher PSNR, smoother than one sample. `keep_observed=True` (inpainting with sigma 0 only) puts
+    the observed pixels back exactly."""
     from inversa import operators as ops
     from inversa.device import resolve_device
     from inversa.params import check_solver_params
@@ -95,8 +103,9 @@ def restore(image, *, task: str | None = None, preset: str | None = None, simula
     from inversa.solvers import make_solver
 
     _check_settings(task, preset, sigma, steps, factor, max_size, blur_std, seed)
+    _check_output_options(samples, keep_observed, task, preset, sigma)
     dev = resolve_device(device)
-    solver = str(solver)
+    solver, steps, solver_params, chosen = _choose(quality, task or preset, solver, steps, solver_params)
     solver_params = check_solver_params(solver, solver_params)  # unknown names/values before any loading
     progress = progress_enabled(progress)
     simulate = simulate or preset is not None
@@ -118,7 +127,7 @@ def restore(image, *, task: str | None = None, preset: str | None = None, simula
                             "sampler='ddpm' for ancestral steps)")
     solver_obj = make_solver(solver, prior, **solver_params)
     multiple = getattr(getattr(solver_obj, "prior", None), "size_multiple", 1)
-    gens = [torch.Generator().manual_seed(seed)]
+    gens = [torch.Generator().manual_seed(seed + i) for i in range(samples)]
     y, op, clean, (h, w) = _measurement(x, mask, task=task, preset=preset, simulate=simulate, multiple=multiple,
                                         factor=factor, scale_for_size=scale_for_size, kernel=kernel,
                                         blur_std=blur_std, sigma=sigma, seed=seed)
@@ -126,14 +135,21 @@ def restore(image, *, task: str | None = None, preset: str | None = None, simula
         print("; ".join(messages), file=sys.stderr)
     with torch.no_grad():
         naive = op.naive_inverse(y).clamp(0, 1)
-    out = solver_obj(y, op, generator=gens, num_steps=steps, callback=callback, progress=progress)
+    out = solver_obj(y.expand(samples, *y.shape[1:]), op, generator=gens, num_steps=steps, callback=callback,
+                     progress=progress)
+    x_out = out.x.mean(0, keepdim=True) if samples > 1 else out.x
+    if keep_observed:  # the observed pixels are noise-free (checked): they are the answer there
+        x_out = torch.where(op.A(torch.ones_like(x_out)) > 0, y.to(x_out.dtype), x_out)
+    output = _output_note(samples, keep_observed)
     crop = lambda t: t[..., :h, :w]  # noqa: E731
     Hp, Wp = out.x.shape[-2:]  # the padded size: the measurement is cropped in proportion
     hy, wy = math.ceil(h * y.shape[-2] / Hp), math.ceil(w * y.shape[-1] / Wp)
-    result = RestoreResult(restored=crop(out.x).cpu(), measurement=y[..., :hy, :wy].cpu(), naive=crop(naive).cpu(),
+    result = RestoreResult(restored=crop(x_out).cpu(), measurement=y[..., :hy, :wy].cpu(), naive=crop(naive).cpu(),
                            clean=crop(clean).cpu() if clean is not None else None, messages=messages)
-    result.metadata = {"mode": "simulate" if simulate else "damaged", "task": task, "preset": preset, "seed": seed,
-                       "operator": op.metadata(), **out.metadata}
+    result.messages.append(output)
+    result.metadata = {"output": output, "mode": "simulate" if simulate else "damaged", "task": task, "preset": preset, "seed": seed,
+                       "operator": op.metadata(), **out.metadata, "quality": chosen, "steps": steps, "samples": samples,
+                       "keep_observed": keep_observed}
     if clean is not None:
         from inversa.eval.metrics import psnr, ssim
 
@@ -141,6 +157,41 @@ def restore(image, *, task: str | None = None, preset: str | None = None, simula
             result.metrics[f"psnr_{key}"] = float(psnr(est, result.clean)[0])
             result.metrics[f"ssim_{key}"] = float(ssim(est, result.clean)[0])
     return result
+
+
+def _choose(quality, task, solver, steps, solver_params):
+    """(solver, steps, params, quality preset used or None): the `quality` preset's choice for the
+    task unless a solver is named; steps and params given by the caller win over the preset's."""
+    from inversa.quality import check_quality, setting
+
+    quality = check_quality(quality)
+    params = dict(solver_params or {})
+    if solver is not None:
+        return str(solver), steps or 50, params, None
+    s = setting(quality, task)
+    return s.solver, steps or s.steps, {**s.params, **params}, quality
+
+
+def _check_output_options(samples, keep_observed, task, preset, sigma) -> None:
+    """One UserError line for a bad `samples` or a `keep_observed` that cannot apply."""
+    from inversa.operators import DEFAULT_SIGMA
+    from inversa.quality import TASK_OF_PRESET
+
+    if not isinstance(samples, int) or isinstance(samples, bool) or not 1 <= samples <= 64:
+        raise UserError(f"samples must be a whole number from 1 to 64, got {samples!r}")
+    if keep_observed:
+        if (task or TASK_OF_PRESET.get(preset)) != "inpaint":
+            raise UserError(f"keep_observed applies to inpainting only, got task {task or preset!r}")
+        if sigma is None or sigma != 0:
+            raise UserError("keep_observed needs noise-free observed pixels: give sigma 0 (the default noise "
+                            f"level is {DEFAULT_SIGMA}); got sigma {sigma!r}")
+
+
+def _output_note(samples: int, keep_observed: bool) -> str:
+    """What the user gets, in words (shown by the CLI and the web UI)."""
+    what = (f"the mean of {samples} restorations (an estimate of the posterior mean: higher PSNR, smoother than "
+            "one sample)") if samples > 1 else "one restoration (a sample from the posterior: sharp, may invent detail)"
+    return f"result: {what}" + ("; observed pixels kept exactly" if keep_observed else "")
 
 
 def _fit_size(x, mask, scale_for_size: int, max_size: int):
@@ -203,7 +254,7 @@ def _check_settings(task, preset, sigma, steps, factor, max_size, blur_std, seed
         raise UserError(f"unknown preset {preset!r}; accepted: {', '.join(ops.PRESETS)}")
     if sigma is not None and not (sigma >= 0 and math.isfinite(sigma)):
         raise UserError(f"sigma must be a finite number >= 0 (in [0, 1] image units), got {sigma}")
-    if not isinstance(steps, int) or steps <= 0:
+    if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps <= 0):
         raise UserError(f"steps must be a positive integer, got {steps}")
     if not isinstance(factor, int) or isinstance(factor, bool) or factor < 1:
         raise UserError(f"factor must be a positive integer, got {factor}")

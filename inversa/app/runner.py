@@ -328,6 +328,29 @@ def method_cost(name: str) -> str:
     return " + ".join(parts) + " per step"
 
 
+AUTO = "auto"  # the method dropdown's "recommended for the quality preset" entry
+
+
+def resolve_solver(solver: str, quality: str, mode: str, task: str, preset: str) -> str:
+    """The solver a run uses: the named one, or for AUTO the quality preset's for the task."""
+    from inversa.quality import setting
+
+    if solver != AUTO:
+        return solver
+    return setting(quality, preset if mode == "simulate" else task).solver
+
+
+def quality_guide() -> str:
+    """What each quality preset runs per task and its measured time (Markdown, from inversa.quality)."""
+    from inversa.quality import PRESETS, QUALITIES, seconds_range
+
+    lines = [f"- **{q}** (about {seconds_range(q)} per 256² photo on 2 CPU cores): "
+             + "; ".join(f"{t}: {method_label(s.solver)}, {s.steps} steps"
+                         + ("".join(f", {k} {v}" for k, v in s.params.items())) for t, s in PRESETS[q].items())
+             for q in QUALITIES]
+    return "With **Recommended** as the method, the quality preset picks it:\n" + "\n".join(lines)
+
+
 def method_guide() -> list[tuple[str, str]]:
     """(name, one line) for every registered solver, in registry order."""
     from inversa.solvers import SOLVERS
@@ -450,12 +473,15 @@ def make_kernel(kind: str, size: int, std: float, intensity: float, path, seed: 
 def restore_kwargs(*, photo, mode: str, task: str, editor=None, mask_file=None, kernel_type="gaussian",
                    kernel_size=21, blur_std=3.0, motion_intensity=0.5, kernel_file=None, factor=4,
                    preset="box_inpaint", solver="dps", steps=30, seed=0, noise_in_photo=None, noise_to_add=0.025,
-                   max_side=256, solver_params: dict | None = None, max_pixels: int) -> tuple[dict, list[str]]:
+                   max_side=256, solver_params: dict | None = None, quality="balanced", samples=1,
+                   keep_observed=False, max_pixels: int) -> tuple[dict, list[str]]:
     """`restore()` keyword arguments (without the prior) from the page's values, and notes on what
     was done to the image; UserError on bad input. Sizes follow `plan_sizes` (restore() gets the
     image already at its working size, so it resizes nothing). In restore mode an empty
-    `noise_in_photo` is estimated from the photo as the solver gets it."""
+    `noise_in_photo` is estimated from the photo as the solver gets it. `solver` AUTO (or None) and
+    `steps` 0 (or None) leave the choice to the `quality` preset."""
     from inversa.noise_level import estimate_sigma
+    from inversa.quality import check_quality
     from inversa.solvers import SOLVERS
 
     if not photo:
@@ -463,11 +489,12 @@ def restore_kwargs(*, photo, mode: str, task: str, editor=None, mask_file=None, 
     if mode not in ("damaged", "simulate"):
         raise UserError(f"unknown mode {mode!r}; accepted: damaged, simulate")
     w0, h0 = check_image_file(photo, max_pixels=max_pixels)
-    if solver not in SOLVERS:
-        raise UserError(f"unknown solver {solver!r}; accepted: {', '.join(SOLVERS)}")
-    steps, seed = int(steps), int(seed)
-    if steps < 1 or seed < 0:
-        raise UserError(f"steps must be >= 1 and seed >= 0, got steps {steps}, seed {seed}")
+    solver = None if solver in (None, AUTO) else solver
+    if solver is not None and solver not in SOLVERS:
+        raise UserError(f"unknown solver {solver!r}; accepted: {AUTO}, {', '.join(SOLVERS)}")
+    steps, seed, samples = int(steps or 0) or None, int(seed), int(samples or 1)
+    if (steps is not None and steps < 1) or seed < 0:
+        raise UserError(f"steps must be >= 1 (or 0 for the quality preset's) and seed >= 0, got steps {steps}, seed {seed}")
     im = open_upright(photo)
     plan = plan_sizes(im.size, mode=mode, task=task, factor=factor, preset=preset, max_side=max_side)
     notes = [TRANSPARENT_NOTE] if has_transparency(im) else []
@@ -475,7 +502,8 @@ def restore_kwargs(*, photo, mode: str, task: str, editor=None, mask_file=None, 
     if plan.work != plan.photo:
         notes.append(plan.note().replace("**", ""))
     kw = dict(image=x, solver=solver, steps=steps, seed=seed, max_size=max(plan.result),
-              solver_params=solver_params or {}, progress=False)
+              solver_params=solver_params or {}, quality=check_quality(quality), samples=samples,
+              keep_observed=bool(keep_observed), progress=False)
     if mode == "simulate":
         sigma = float(noise_to_add)
         if not (0 <= sigma <= 1):

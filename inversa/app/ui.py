@@ -20,10 +20,11 @@ import gradio as gr
 import torch
 import torch.nn.functional as F
 
-from inversa.app.runner import (MAX_SIDE_LABEL, NOISE_LABEL, TRANSPARENT_NOTE, Cancelled, ModelCache,
+from inversa.app.runner import (AUTO, MAX_SIDE_LABEL, NOISE_LABEL, TRANSPARENT_NOTE, Cancelled, ModelCache,
                                 check_image_file, estimate_photo_noise, load_mask_for,
                                 method_guide, method_label, open_upright, params_help, parse_params, photo_facts,
-                                plan_sizes, restore_kwargs, run_stream, solver_signature, worse_than_naive)
+                                plan_sizes, quality_guide, resolve_solver, restore_kwargs, run_stream,
+                                solver_signature, worse_than_naive)
 from inversa.errors import UserError
 
 MODES = [("My photo is damaged", "damaged"), ("Simulate a degradation (see PSNR/SSIM)", "simulate")]
@@ -31,6 +32,8 @@ TASKS = [("Holes or scratches (inpaint)", "inpaint"), ("Blur (deblur)", "deblur"
          ("Low resolution (super-resolution)", "sr"), ("Noise (denoise)", "denoise")]
 KERNELS = [("Out of focus (Gaussian)", "gaussian"), ("Camera shake (motion)", "motion"), ("My own kernel file", "file")]
 SAMPLERS = [("Method default", ""), ("Fresh noise each step (DDPM)", "ddpm"), ("Deterministic (DDIM)", "ddim")]
+AUTO_PARAMS_HELP = ("Parameters of the method the quality preset picks (type `key=value` under Other parameters; "
+                    "empty = the preset's value); choose a method above to see all of its parameters.")
 EDITOR_SIDE = 1024  # the brush canvas shows at most this; the mask is scaled back to the photo
 CSS = """
 #report { min-height: 3.5em; }
@@ -165,11 +168,13 @@ class _App:
 
     def run(self, photo, mode="damaged", task="inpaint", editor=None, mask_file=None, kernel_type="gaussian",
             kernel_size=21, blur_std=3.0, motion_intensity=0.5, kernel_file=None, factor=4, preset="box_inpaint",
-            solver="dps", steps=None, seed=0, noise_in_photo="", noise_to_add=0.025, model=None, max_side=None,
-            scale="", start="", sampler="", params="", request: gr.Request = None, progress=gr.Progress()):
+            solver=AUTO, steps=None, seed=0, noise_in_photo="", noise_to_add=0.025, model=None, max_side=None,
+            scale="", start="", sampler="", params="", quality="balanced", samples=1, keep_observed=False,
+            request: gr.Request = None, progress=gr.Progress()):
         """Generator: yields (preview, before/after, comparison, report, restored file, comparison file).
         Empty `scale`/`start`/`sampler`/`params` send nothing (the method's defaults); an empty
-        `noise_in_photo` is estimated from the photo."""
+        `noise_in_photo` is estimated from the photo. `solver` AUTO and `steps` 0 take the `quality`
+        preset's choice for the task; `samples` k > 1 returns the mean of k restorations."""
         steps, max_side = steps or self.default_steps, max_side or self.max_side
         cancel, key = threading.Event(), getattr(request, "session_hash", None) or str(id(threading.current_thread()))
         self._cancels[key] = cancel
@@ -177,16 +182,18 @@ class _App:
         skip = gr.skip()
         try:
             try:
+                used = resolve_solver(solver, quality, mode, task, preset)
                 kw, notes = restore_kwargs(photo=photo, mode=mode, task=task, editor=editor, mask_file=mask_file,
                                            kernel_type=kernel_type, kernel_size=kernel_size, blur_std=blur_std,
                                            motion_intensity=motion_intensity, kernel_file=kernel_file, factor=factor,
                                            preset=preset, solver=solver, steps=steps, seed=seed,
                                            noise_in_photo=noise_in_photo, noise_to_add=noise_to_add,
-                                           max_side=max_side, max_pixels=self.max_pixels,
-                                           solver_params=parse_params(params, solver, scale=scale, start=start,
+                                           max_side=max_side, max_pixels=self.max_pixels, quality=quality,
+                                           samples=samples, keep_observed=keep_observed,
+                                           solver_params=parse_params(params, used, scale=scale, start=start,
                                                                       sampler=sampler))
                 yield None, None, None, f"Loading the model `{model or self.default_model}`…", off, off
-                prior = None if solver == "naive" else self.models.get(model or self.default_model)
+                prior = None if used == "naive" else self.models.get(model or self.default_model)
                 yield skip, skip, skip, "Sampling…", skip, skip
                 progress(0, desc="sampling")
                 t0 = time.perf_counter()
@@ -211,7 +218,7 @@ class _App:
                 message = f"restoration failed: {type(exc).__name__}: {first_line}"
                 yield None, skip, skip, f"**Not restored:** {message}", off, off
                 raise gr.Error(message) from None  # (logged with its traceback: not the user's mistake)
-            yield self._outputs(result, solver, time.perf_counter() - t0)
+            yield self._outputs(result, used, time.perf_counter() - t0)
         finally:
             cancel.set()  # also stops the worker when the page cancels or disconnects
             if self._cancels.get(key) is cancel:
@@ -251,16 +258,27 @@ class _App:
 
 
 def _solver_help(name: str) -> str:
-    """One line on the chosen method: what it is, its cost per step."""
+    """One line on the chosen method: what it is, its cost per step (for AUTO: what each quality runs)."""
+    if name == AUTO:
+        return quality_guide()
     guide = dict(method_guide())
     return guide[name] if name in guide else f"`{name}`"
 
 
 def _advanced(name: str):
     """The Advanced fields that apply to the chosen method, and its parameters in plain words."""
-    sig = solver_signature(name)
+    sig = auto_signature() if name == AUTO else solver_signature(name)
     return (gr.update(visible="scale" in sig), gr.update(visible="start" in sig), gr.update(visible="sampler" in sig),
-            params_help(name))
+            AUTO_PARAMS_HELP if name == AUTO else params_help(name))
+
+
+def auto_signature() -> dict:
+    """The parameters every solver a quality preset can pick accepts (the Advanced fields shown for AUTO)."""
+    from inversa.quality import PRESETS
+
+    names = {s.solver for per_task in PRESETS.values() for s in per_task.values()}
+    sigs = [solver_signature(n) for n in sorted(names)]
+    return {k: p for k, p in sigs[0].items() if all(k in other for other in sigs[1:])}
 
 
 def _examples(folder: Path) -> tuple[list[list], list[str]]:
@@ -289,7 +307,7 @@ def _examples(folder: Path) -> tuple[list[list], list[str]]:
             [str(folder / "cat.png"), "simulate", "sr", None, "sr4"]]  # the task column says what sr4 is
 
 
-def build_app(default_model=None, *, device: str | None = None, default_steps: int = 30, max_side: int = 256,
+def build_app(default_model=None, *, device: str | None = None, default_steps: int | None = None, max_side: int = 256,
               max_pixels: int = 16_000_000, concurrency: int = 2, queue_size: int = 32,
               examples: bool = True) -> gr.Blocks:
     """The web UI. `default_model`: bundled name, diffusers folder or hub id (default: the bundled
@@ -299,13 +317,14 @@ def build_app(default_model=None, *, device: str | None = None, default_steps: i
     from inversa import operators as ops
     from inversa.operators import PRESETS
     from inversa.pretrained import registry
+    from inversa.quality import DEFAULT_QUALITY, QUALITIES, seconds_range
     from inversa.solvers import SOLVERS
 
     app = _App(default_model=default_model, device=device, default_steps=default_steps, max_side=max_side,
                max_pixels=max_pixels)
     models = [m.name for m in registry.restoration_models()]
     models = models if app.default_model in models else [app.default_model] + models
-    solvers = sorted(SOLVERS, key=lambda s: (s == "naive", s != "dps", s))  # dps first, the baseline last
+    solvers = [AUTO] + sorted(SOLVERS, key=lambda s: (s == "naive", s != "dps", s))  # dps first, the baseline last
 
     with gr.Blocks(title="inversa: restore a photo", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         demo.inversa = app  # for tests and embedding
@@ -359,11 +378,21 @@ def build_app(default_model=None, *, device: str | None = None, default_steps: i
                                 "as much again. The bundled prior (`inversa-photo-64`) learnt textures from 25 photos, "
                                 "not faces or objects: it cannot bring back a face's features; a face prior "
                                 "(`inversa models list`) can.", elem_id="guide")
-                solver = gr.Dropdown([(f"{method_label(s)} ({s})", s) for s in solvers], value=solvers[0],
+                quality = gr.Radio([(f"{q.capitalize()} (~{seconds_range(q)} at 256²)", q) for q in QUALITIES],
+                                   value=DEFAULT_QUALITY, label="Quality", elem_id="quality",
+                                   info="picks the method, steps and warm start for the task (Recommended method)")
+                solver = gr.Dropdown([("Recommended for the quality", AUTO)]
+                                     + [(f"{method_label(s)} ({s})", s) for s in solvers[1:]], value=AUTO,
                                      label="Method", elem_id="solver")
-                solver_help = gr.Markdown(_solver_help(solvers[0]), elem_id="solver-help")
-                steps = gr.Slider(1, 1000, value=default_steps, step=1, label="Sampling steps", elem_id="steps",
-                                  info="more is slower and usually better; 25-50 is fine on a CPU")
+                solver_help = gr.Markdown(_solver_help(AUTO), elem_id="solver-help")
+                steps = gr.Slider(0, 1000, value=default_steps or 0, step=1, label="Sampling steps", elem_id="steps",
+                                  info="0 = the quality preset's (50 for a chosen method); more is slower and usually "
+                                       "better")
+                samples = gr.Slider(1, 8, value=1, step=1, label="Restorations to average", elem_id="samples",
+                                    info="1 = one restoration (sharp; may invent detail); k = the mean of k (higher "
+                                         "PSNR, smoother; k times the time)")
+                keep_observed = gr.Checkbox(False, label="Keep the photo's own pixels exactly (inpainting, noise 0)",
+                                            elem_id="keep-observed")
                 seed = gr.Number(0, precision=0, minimum=0, label="Seed", info="same seed, same result")
                 model = gr.Dropdown(models, value=app.default_model, allow_custom_value=True, label="Model (prior)",
                                     info="a bundled name, a hub id (256², needs a GPU), or a local diffusers folder")
@@ -372,7 +401,7 @@ def build_app(default_model=None, *, device: str | None = None, default_steps: i
                                         info="larger photos are downscaled to this before restoring (super-resolution "
                                              "then returns factor x this); keep small on a CPU")
                 with gr.Accordion("Advanced: method parameters", open=False, elem_id="advanced"):
-                    sig0 = solver_signature(solvers[0])
+                    sig0 = auto_signature()
                     scale = gr.Textbox("", label="Guidance scale (empty = the method's default)", elem_id="scale",
                                        placeholder="default", visible="scale" in sig0,
                                        info="how hard each step pulls toward the photo; DPS default 0.3 for "
@@ -384,7 +413,7 @@ def build_app(default_model=None, *, device: str | None = None, default_steps: i
                     sampler = gr.Radio(SAMPLERS, value="", label="Sampler", visible="sampler" in sig0, elem_id="sampler")
                     params = gr.Textbox("", label="Other parameters", placeholder="key=value, key=value", lines=1,
                                         elem_id="params")
-                    params_md = gr.Markdown(params_help(solvers[0]), elem_id="params-help")
+                    params_md = gr.Markdown(AUTO_PARAMS_HELP, elem_id="params-help")
                 with gr.Row():
                     run_btn = gr.Button("Restore", variant="primary", elem_id="restore")
                     cancel_btn = gr.Button("Cancel", variant="stop", elem_id="cancel")
@@ -437,7 +466,7 @@ def build_app(default_model=None, *, device: str | None = None, default_steps: i
         run_evt = locked.then(
             app.run, [photo, mode, task, editor, mask_file, kernel_type, kernel_size, blur_std, motion_intensity,
                       kernel_file, factor, preset, solver, steps, seed, noise_in_photo, noise_to_add, model, max_side_in,
-                      scale, start, sampler, params],
+                      scale, start, sampler, params, quality, samples, keep_observed],
             [preview, slider, comparison, report, dl_restored, dl_comparison], api_name="restore",
             concurrency_limit=concurrency, concurrency_id="restore", show_progress_on=[preview])
         run_evt.then(lambda *files: (gr.Button(interactive=True), *(gr.update(interactive=bool(f)) for f in files)),

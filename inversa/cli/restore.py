@@ -6,6 +6,7 @@ import json
 
 from inversa.cli.common import parse_params
 from inversa.errors import UserError
+from inversa.quality import quality_help
 
 
 def register(sub, common) -> None:
@@ -25,9 +26,17 @@ def register(sub, common) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--sigma", type=float, help="Gaussian noise std in [0, 1] image units (default 0.025)")
     g.add_argument("--sigma-pm1", type=float, help="the same on the [-1, 1] scale of the literature (0.05 = --sigma 0.025)")
-    p.add_argument("--solver", help="one of {solvers} (default dps; c-dps for --demo); "
+    p.add_argument("--quality", default="balanced",
+                   help="which solver, steps and warm start to use for the task when --solver is not given "
+                   "(default balanced): " + " | ".join(quality_help().splitlines()))
+    p.add_argument("--solver", help="one of {solvers} (default: the --quality preset's for the task); "
                    "`inversa solvers` lists their parameters")
-    p.add_argument("--steps", type=int, default=50, help="sampling steps (default 50)")
+    p.add_argument("--steps", type=int, help="sampling steps (default: the --quality preset's; 50 with --solver)")
+    p.add_argument("--samples", type=int, default=1,
+                   help="restore K samples as one batch and write their mean (the posterior mean's estimate: higher "
+                   "PSNR, smoother; K times the work; default 1, one sample)")
+    p.add_argument("--keep-observed", action="store_true",
+                   help="inpainting with --sigma 0: put the observed pixels back exactly")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--model", help="bundled model name, diffusers folder or hub id (default: the bundled prior)")
     p.add_argument("--device", default="auto", help="auto (default: cuda when available, else cpu), cpu, cuda, cuda:N")
@@ -67,11 +76,7 @@ def run(args) -> int:
     from inversa.restore import restore, write_outputs
 
     sigma = args.sigma if args.sigma_pm1 is None else args.sigma_pm1 / 2
-    # C-DPS for the demo: with the small bundled prior it is the solver that keeps the photo (see the model card).
-    args.solver = args.solver or ("c-dps" if args.demo else "dps")
     params = parse_params(args.param)
-    if args.demo:  # warm start: 3x fewer NFE and better on held-out photos with the bundled prior (docs/quality.md)
-        params.setdefault("start", 0.3)
     image, preset, out, comparison = _inputs(args)
     for path in [out, args.save_measurement, comparison]:
         if path:  # before the image is read or a model loaded
@@ -79,7 +84,8 @@ def run(args) -> int:
     result = restore(image, task=args.task, preset=preset, simulate=args.simulate, mask=args.mask, kernel=args.kernel,
                      blur_std=args.blur_std, factor=args.factor, sigma=sigma, solver=args.solver, steps=args.steps,
                      seed=args.seed, model=args.model, device=args.device, max_size=args.max_size,
-                     solver_params=params, progress=args.progress,
+                     solver_params=params, quality=args.quality, samples=args.samples,
+                     keep_observed=args.keep_observed, progress=args.progress,
                      prior_options={"precision": args.precision, "channels_last": args.channels_last,
                                     "checkpointing": args.checkpointing, "compile": args.compile})
     written = write_outputs(result, out, measurement=args.save_measurement, comparison=comparison)
@@ -91,11 +97,15 @@ def run(args) -> int:
         return 0
     for path in written:
         print(f"wrote {path}")
+    start = meta.get("start", 1.0)
+    how = f"{meta.get('solver')}, {meta.get('steps')} steps" + (
+        f", warm start {start}: the last {meta.get('num_steps')} run" if start < 1 else "")
+    if meta.get("quality"):
+        how += f"; quality {meta['quality']}"
+    print(f"{meta['output']} ({how})")
     m = result.metrics
     if m:
         print(f"degraded (naive inverse): PSNR {m['psnr_naive']:.2f} dB  SSIM {m['ssim_naive']:.4f}")
-        start = meta.get("start", 1.0)
-        warm = f", warm start {start}" if start < 1 else ""
-        print(f"restored ({args.solver}, {args.steps} steps{warm}): PSNR {m['psnr_restored']:.2f} dB  SSIM {m['ssim_restored']:.4f}")
+        print(f"restored: PSNR {m['psnr_restored']:.2f} dB  SSIM {m['ssim_restored']:.4f}")
     print(f"NFE {meta.get('nfe')}  VJP {meta.get('vjp')}  {meta.get('seconds', 0):.1f} s")
     return 0

@@ -86,7 +86,7 @@ def test_pipeline_argument_errors(pipe, photo_u8, bad, fragment):
 
 
 def test_pipeline_outputs_and_generator(pipe, photo_u8):
-    kw = dict(task="sr", factor=2, num_inference_steps=3, progress=False)
+    kw = dict(task="sr", factor=2, solver="dps", num_inference_steps=3, progress=False)
     pt = pipe(photo_u8, generator=torch.Generator().manual_seed(7), output_type="pt", **kw)
     again = pipe(photo_u8, generator=7, output_type="pt", **kw)
     torch.testing.assert_close(pt.images, again.images)
@@ -97,7 +97,7 @@ def test_pipeline_outputs_and_generator(pipe, photo_u8):
     pil = pipe(photo_u8, generator=7, **kw)
     assert isinstance(pil.images[0], Image.Image) and pil.images[0].size == (48, 32)
     # the pipeline is restore(), not a second copy
-    direct = restore(photo_u8, task="sr", factor=2, steps=3, seed=7, prior=pipe.prior, progress=False)
+    direct = restore(photo_u8, task="sr", factor=2, solver="dps", steps=3, seed=7, prior=pipe.prior, progress=False)
     torch.testing.assert_close(pt.images, direct.restored)
 
 
@@ -105,7 +105,7 @@ def test_pipeline_callback_and_mask_convention(pipe, photo_u8):
     seen = []
     mask = np.zeros((16, 24), np.uint8)
     mask[4:10, 6:18] = 255  # white = repaint (diffusers convention)
-    out = pipe(photo_u8, task="inpaint", mask=Image.fromarray(mask), num_inference_steps=3, output_type="pt",
+    out = pipe(photo_u8, task="inpaint", mask=Image.fromarray(mask), solver="dps", num_inference_steps=3, output_type="pt",
                progress=False, callback_on_step_end=lambda p, i, t, kw: seen.append((p, i, t, kw["latents"].shape)))
     assert [s[1] for s in seen] == [0, 1, 2] and all(s[0] is pipe for s in seen)
     assert seen[0][3] == (1, 3, 16, 24)
@@ -114,7 +114,7 @@ def test_pipeline_callback_and_mask_convention(pipe, photo_u8):
     y = out.measurement  # white in the mask = missing: zero in the measurement, the photo elsewhere
     assert y[..., ~observed].abs().max() == 0
     torch.testing.assert_close(y[..., observed], kept[..., observed])
-    as_tensor = pipe(photo_u8, task="inpaint", mask=torch.from_numpy(mask / 255.0), num_inference_steps=3,
+    as_tensor = pipe(photo_u8, task="inpaint", mask=torch.from_numpy(mask / 255.0), solver="dps", num_inference_steps=3,
                      output_type="pt", progress=False)
     torch.testing.assert_close(out.images, as_tensor.images)
 
@@ -125,13 +125,13 @@ def test_ddim_scheduler_runs_ddim(tiny_model_dir, photo_u8):
     prior = inversa.load_prior(str(tiny_model_dir))
     ddim = DDIMScheduler.from_config(prior.scheduler.config)
     pipe = InversaPipeline.from_pretrained(str(tiny_model_dir), scheduler=ddim, device="cpu")
-    out = pipe(photo_u8, task="sr", factor=2, num_inference_steps=2, output_type="pt", progress=False)
+    out = pipe(photo_u8, task="sr", factor=2, solver="dps", num_inference_steps=2, output_type="pt", progress=False)
     assert out.metadata["sampler"] == "ddim" and any("DDIM" in m for m in out.messages)
-    forced = pipe(photo_u8, task="sr", factor=2, num_inference_steps=2, output_type="pt", progress=False,
+    forced = pipe(photo_u8, task="sr", factor=2, solver="dps", num_inference_steps=2, output_type="pt", progress=False,
                   solver_params={"sampler": "ddpm"})
     assert forced.metadata["sampler"] == "ddpm"
     plain = InversaPipeline.from_pretrained(str(tiny_model_dir), device="cpu")
-    assert plain(photo_u8, task="sr", factor=2, num_inference_steps=2, progress=False).metadata["sampler"] == "ddpm"
+    assert plain(photo_u8, task="sr", factor=2, solver="dps", num_inference_steps=2, progress=False).metadata["sampler"] == "ddpm"
 
 
 def test_load_prior_accepts_a_diffusers_pipeline(tiny_model_dir):

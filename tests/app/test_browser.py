@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from inversa.quality import setting
+
 pytestmark = [pytest.mark.browser, pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")]
 
 
@@ -88,6 +90,13 @@ def _number(page, elem_id, value):
     box.press("Enter")
 
 
+def _choose(page, elem_id, text):
+    """Pick the dropdown option whose label contains `text`."""
+    page.locator(f"#{elem_id} input").first.click()
+    page.locator("ul.options li", has_text=text).first.click()
+    page.wait_for_timeout(300)
+
+
 def _text(page, elem_id, value):
     page.locator(f"#{elem_id}").locator("textarea, input").first.fill(value)
 
@@ -110,6 +119,7 @@ def test_advanced_fields_send_only_what_was_typed(page, make_photo, restore_call
     inverse is flagged, not announced as restored."""
     _upload(page, make_photo("a.png", (40, 32)), "40x32 px")
     _radio(page, "mode", "Simulate")
+    _choose(page, "solver", "(dps)")  # DPS shows every Advanced field
     page.get_by_text("Advanced: method parameters").click()
     page.wait_for_timeout(300)
     _restore(page, restore_calls)
@@ -137,7 +147,8 @@ def test_bad_parameter_shows_a_readable_message(page, make_photo, restore_calls)
     page.get_by_text("Advanced: method parameters").click()
     for typed, message in [("start=abc", "start: expected a number in (0, 1], got 'abc'"),
                            ("start=2", "start must be a fraction in (0, 1]"),  # the solver's own check, before a model loads
-                           ("bogus=1", "solver 'dps' has no parameter 'bogus'; accepted: ")]:
+                           ("bogus=1", f"solver {setting('balanced', 'box_inpaint').solver!r} has no parameter "
+                                       "'bogus'; accepted: ")]:  # the method the default quality picks
         page.get_by_label("Other parameters").fill(typed)
         page.locator("#restore").click()
         _toast(page, message)
@@ -280,3 +291,25 @@ def test_examples_table_shows_every_column(page):
     assert heads.nth(4).bounding_box()["x"] + heads.nth(4).bounding_box()["width"] <= right + 1, "5th column cut"
     cat = table.locator("tr", has_text="sr4")
     assert "super-resolution" in cat.locator("td").nth(2).inner_text()
+
+
+def test_quality_preset_and_mean_of_k_reach_restore_and_the_report_says_which(page, make_photo, restore_calls):
+    """The Quality radio picks the method for the task (Method: Recommended), the samples slider asks
+    for the mean of k restorations, and the report says which one the user got."""
+    _upload(page, make_photo("q.png", (40, 32)), "40x32 px")
+    _radio(page, "mode", "Simulate")
+    page.locator("#solver-help", has_text="quality preset picks it").wait_for()
+    _radio(page, "quality", "Fast")
+    _number(page, "steps", 2)
+    _restore(page, restore_calls)
+    call = restore_calls[-1]
+    assert call["solver"] is None and call["quality"] == "fast" and call["samples"] == 1, call
+    used = call["result"].metadata["solver"]
+    assert used == setting("fast", "box_inpaint").solver
+    report = page.locator("#report").inner_text()
+    assert f"({used})" in report and "one restoration" in report, report
+
+    _number(page, "samples", 2)
+    _restore(page, restore_calls)
+    assert restore_calls[-1]["samples"] == 2
+    page.locator("#report", has_text="the mean of 2 restorations").wait_for(timeout=10_000)

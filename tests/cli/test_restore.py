@@ -107,9 +107,12 @@ def test_restore_errors_one_line(case, tiny_model_dir, photo, tmp_path, capsys):
 
 def test_demo_runs_offline_with_the_bundled_prior(tmp_path):
     out = tmp_path / "demo_restored.png"
+    from inversa.quality import setting
+
     r = run_cli("restore", "--demo", "--steps", "2", "-o", out)
     assert r.returncode == 0, r.stderr
-    assert "restored (c-dps, 2 steps, warm start 0.3)" in r.stdout and "degraded (naive inverse)" in r.stdout
-    assert "NFE 2 " in r.stdout  # warm start 0.3: of the 2 steps (t = 500, 0) only t = 0 runs (C-DPS: step + probe)
+    s = setting("balanced", "sr")  # the demo is the balanced preset's super-resolution
+    assert f"({s.solver}, 2 steps" in r.stdout and "quality balanced" in r.stdout, r.stdout
+    assert "degraded (naive inverse)" in r.stdout and "restored: PSNR" in r.stdout
     assert Image.open(out).size == (256, 256)
     assert (tmp_path / "demo_comparison.png").exists()
