@@ -93,7 +93,7 @@ def _number(page, elem_id, value):
 def _choose(page, elem_id, text):
     """Pick the dropdown option whose label contains `text`."""
     page.locator(f"#{elem_id} input").first.click()
-    page.locator("ul.options li", has_text=text).first.click()
+    page.locator("[role=listbox] li", has_text=text).first.click()
     page.wait_for_timeout(300)
 
 
