@@ -244,8 +244,9 @@ class _App:
         if worse_than_naive(m):
             lines = [f"**Worse than the simple inverse:** PSNR {m['psnr_restored']:.2f} dB against "
                      f"{m['psnr_naive']:.2f} dB for the simple inverse of the degraded photo. This result is "
-                     f"{done[0].lower()}{done[1:]} Try C-DPS, a warm start (Advanced: Warm start 0.3), more steps, "
-                     "or a prior trained on photos like this one."]
+                     f"{done[0].lower()}{done[1:]} Try the Recommended method (a quality preset), a warm start "
+                     "(Advanced: Warm start 0.3), the mean of several restorations, or a prior trained on photos "
+                     "like this one."]
         else:
             lines = [f"**Restored** {done}"]
         if m:

@@ -71,7 +71,8 @@ def test_models_list_json():
 
 @pytest.mark.parametrize("how", ["flag", "env"])
 def test_quiet_silences_progress_bars(tiny_model_dir, photo, tmp_path, how):
-    args = ["restore", photo, "--task", "sr", "--factor", "2", "--model", tiny_model_dir, "--steps", "3", "-o", tmp_path / "r.png"]
+    args = ["restore", photo, "--task", "sr", "--factor", "2", "--model", tiny_model_dir, "--solver", "dps", "--steps", "3",
+            "-o", tmp_path / "r.png"]
     loud = run(*args)
     assert loud.returncode == 0 and "dps" in loud.stderr  # the progress bar
     quiet = run(*args, "-q") if how == "flag" else run(*args, env={"TQDM_DISABLE": "1"})
@@ -98,9 +99,11 @@ def test_restore_and_eval_default_to_the_same_device(monkeypatch):
 def test_param_errors_are_one_line_without_traceback(photo):
     for param, fragment in (("foo=1", "unknown parameter 'foo' for solver dps; accepted: scale"),
                             ("scale=abc", "parameter scale='abc' for solver dps: expected a number")):
-        r = run("restore", photo, "--task", "sr", "--param", param)
+        r = run("restore", photo, "--task", "sr", "--solver", "dps", "--param", param)
         assert r.returncode == 2 and fragment in r.stderr, r.stderr
         assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    preset = run("restore", photo, "--task", "sr", "--param", "foo=1")  # checked against the preset's solver
+    assert preset.returncode == 2 and "unknown parameter 'foo' for solver " in preset.stderr, preset.stderr
 
 
 def test_app_without_gradio_names_the_extra(capsys, monkeypatch):
