@@ -75,7 +75,7 @@ def _wait_until(cond, seconds=30.0):
 def test_cancel_stops_the_run(app_demo, make_photo):
     app, photo = app_demo.inversa, str(make_photo())
     session = types.SimpleNamespace(session_hash="cancel-test")
-    run = app.run(photo, mode="simulate", preset="box_inpaint", steps=1000, request=session)
+    run = app.run(photo, mode="simulate", preset="box_inpaint", solver="dps", steps=1000, request=session)
     assert "Loading" in next(run)[3] and next(run)[3] == "Sampling…"
     assert app.cancel(session)[:2] == ("Cancelled.", None)  # the Cancel button; the live preview is cleared
     with pytest.warns(UserWarning, match="cancelled"):  # gr.Warning, outside a page: the run stops at its next step
@@ -83,7 +83,7 @@ def test_cancel_stops_the_run(app_demo, make_photo):
     assert last[3] == "Cancelled." and last[0] is None
     assert _wait_until(lambda: not _restore_threads())
 
-    run = app.run(photo, mode="simulate", preset="box_inpaint", steps=1000)
+    run = app.run(photo, mode="simulate", preset="box_inpaint", solver="dps", steps=1000)
     next(run), next(run)
     run.close()  # the page went away (or Gradio cancelled the task): the worker stops too
     assert _wait_until(lambda: not _restore_threads())

@@ -213,6 +213,7 @@ def test_queued_user_sees_their_place_and_cannot_click_restore_twice(open_page, 
         pg = open_page(queue_server)
         _upload(pg, make_photo(f"q{i}.png", (40, 32), shift=5 * i), "40x32 px")
         _radio(pg, "mode", "Simulate")
+        _choose(pg, "solver", "(dps)")  # from noise: all 1000 steps run (a preset's warm start runs a fifth)
         _number(pg, "steps", 1000)
         pages.append(pg)
     first, second, third = pages
