@@ -48,23 +48,22 @@ def main() -> int:
     weights = SHARED / "weights" / "lpips"
     prior = load_prior(None)
     rows = {}  # (preset, label) -> list of (psnr, ssim, lpips, seconds)
+    runs = [(q, int(k)) for q in args.qualities.split(",") for k in args.samples.split(",")]
     for preset in args.presets.split(","):
-        for quality in args.qualities.split(","):
-            for k in (int(v) for v in args.samples.split(",")):
-                label = f"{quality}" + (f", mean of {k}" if k > 1 else "")
-                for i, photo in enumerate(photos):
-                    t0 = time.perf_counter()
-                    r = restore(str(photo), preset=preset, quality=quality, samples=k, seed=i, prior=prior,
-                                max_size=args.size, progress=False)
-                    sec = time.perf_counter() - t0
-                    for name, est, s in ((label, r.restored, sec), ("naive", r.naive, 0.0)):
-                        if name == "naive" and (preset, "naive") in rows and len(rows[preset, "naive"]) == len(photos):
-                            continue
-                        lp = float(lpips(est, r.clean, weights=weights if weights.is_dir() else None)[0])
-                        rows.setdefault((preset, name), []).append(
-                            (float(psnr(est, r.clean)[0]), float(ssim(est, r.clean)[0]), lp, s))
-                print(f"{preset} {label}: {setting(quality, preset).describe()}, {len(photos)} photos done",
-                      file=sys.stderr, flush=True)
+        for j, (quality, k) in enumerate(runs):
+            label = f"{quality}" + (f", mean of {k}" if k > 1 else "")
+            for i, photo in enumerate(photos):
+                t0 = time.perf_counter()
+                r = restore(str(photo), preset=preset, quality=quality, samples=k, seed=i, prior=prior,
+                            max_size=args.size, progress=False)
+                sec = time.perf_counter() - t0
+                scored = [(label, r.restored, sec)] + ([("naive", r.naive, 0.0)] if j == 0 else [])  # naive: once
+                for name, est, s in scored:
+                    lp = float(lpips(est, r.clean, weights=weights if weights.is_dir() else None)[0])
+                    rows.setdefault((preset, name), []).append(
+                        (float(psnr(est, r.clean)[0]), float(ssim(est, r.clean)[0]), lp, s))
+            print(f"{preset} {label}: {setting(quality, preset).describe()}, {len(photos)} photos done",
+                  file=sys.stderr, flush=True)
     mean = lambda vals, j: sum(v[j] for v in vals) / len(vals)  # noqa: E731
     print(f"FFHQ sample, {len(photos)} photos at {args.size}², bundled prior, torch threads {args.threads}\n")
     print("| preset | restored with | PSNR (dB) ↑ | SSIM ↑ | LPIPS ↓ | s/photo |")

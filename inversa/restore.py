@@ -138,8 +138,8 @@ def restore(image, *, task: str | None = None, preset: str | None = None, simula
     out = solver_obj(y.expand(samples, *y.shape[1:]), op, generator=gens, num_steps=steps, callback=callback,
                      progress=progress)
     x_out = out.x.mean(0, keepdim=True) if samples > 1 else out.x
-    if keep_observed:  # the observed pixels are noise-free (checked): they are the answer there
-        x_out = torch.where(op.A(torch.ones_like(x_out)) > 0, y.to(x_out.dtype), x_out)
+    if keep_observed:  # inpainting, noise-free (checked): the observed pixels are the answer there
+        x_out = torch.where(op.mask.bool(), y.to(x_out.dtype), x_out)
     output = _output_note(samples, keep_observed)
     crop = lambda t: t[..., :h, :w]  # noqa: E731
     Hp, Wp = out.x.shape[-2:]  # the padded size: the measurement is cropped in proportion

@@ -481,7 +481,6 @@ def restore_kwargs(*, photo, mode: str, task: str, editor=None, mask_file=None, 
     `noise_in_photo` is estimated from the photo as the solver gets it. `solver` AUTO (or None) and
     `steps` 0 (or None) leave the choice to the `quality` preset."""
     from inversa.noise_level import estimate_sigma
-    from inversa.quality import check_quality
     from inversa.solvers import SOLVERS
 
     if not photo:
@@ -502,7 +501,7 @@ def restore_kwargs(*, photo, mode: str, task: str, editor=None, mask_file=None, 
     if plan.work != plan.photo:
         notes.append(plan.note().replace("**", ""))
     kw = dict(image=x, solver=solver, steps=steps, seed=seed, max_size=max(plan.result),
-              solver_params=solver_params or {}, quality=check_quality(quality), samples=samples,
+              solver_params=solver_params or {}, quality=quality, samples=samples,
               keep_observed=bool(keep_observed), progress=False)
     if mode == "simulate":
         sigma = float(noise_to_add)
