@@ -81,8 +81,36 @@ class DeepinvOperator(LinearOperator):
         return {**super().metadata(), "operator": f"deepinv.{type(self.physics).__name__}"}
 
 
-def to_deepinv(operator: LinearOperator, **kwargs) -> InversaPhysics:
-    """`operator` as a deepinv `LinearPhysics` (kwargs go to `LinearPhysics`, e.g. max_iter for A_dagger)."""
+class InversaSVDPhysics(dinv.physics.DecomposablePhysics):
+    """An inversa operator with a closed-form SVD as a deepinv `DecomposablePhysics`: A = U diag(s) V^T
+    with deepinv's `U`, `U_adjoint`, `V`, `V_adjoint` our `U`, `U_T`, `V`, `V_T` and its `mask` our
+    singular values for images of `shape` ((C, H, W), or (B, C, H, W) for an operator holding B
+    per-image masks or kernels). deepinv's DDRM needs this class (with one mask for the batch: B = 1),
+    and its `prox_l2` / `A_dagger` become closed forms (DiffPIR's data step)."""
+
+    def __init__(self, operator: LinearOperator, shape: tuple[int, ...], **kwargs):
+        operator.check_svd("deepinv's DecomposablePhysics")
+        shape = tuple(shape) if len(shape) == 4 else (1, *shape)
+        like = torch.zeros(shape, device=_device(operator))  # default dtype: deepinv's samplers work in it
+        s = operator.singulars(like)  # batch 1 unless the operator holds per-image masks or kernels
+        mask = s.expand(s.shape[0], *operator.V_T(like).shape[1:]).clone()  # deepinv indexes it by element
+        noise = dinv.physics.GaussianNoise(sigma=operator.sigma) if operator.sigma > 0 else dinv.physics.ZeroNoise()
+        super().__init__(U=operator.U, U_adjoint=operator.U_T, V=operator.V, V_adjoint=operator.V_T, mask=mask,
+                         img_size=shape[1:], noise_model=noise, device=like.device, **kwargs)
+        self.__dict__["operator"] = operator  # not a submodule: deepinv's .to() must not recast it
+
+
+def _device(operator: LinearOperator) -> torch.device:
+    return next((b.device for b in operator.buffers()), torch.device("cpu"))
+
+
+def to_deepinv(operator: LinearOperator, shape: tuple[int, ...] | None = None,
+               **kwargs) -> InversaPhysics | InversaSVDPhysics:
+    """`operator` as a deepinv physics: a `DecomposablePhysics` (closed-form SVD, what deepinv's DDRM
+    needs) when the image `shape` ((C, H, W) or (B, C, H, W)) is given and the operator has an SVD,
+    a `LinearPhysics` otherwise (kwargs go to the physics, e.g. max_iter for A_dagger)."""
+    if shape is not None and operator.has_svd:
+        return InversaSVDPhysics(operator, tuple(shape), **kwargs)
     return InversaPhysics(operator, **kwargs)
 
 
