@@ -63,16 +63,27 @@ def sample_photos(limit: int | None, size: int):
 
 
 def photo_problem(preset: str, limit: int | None, size: int, device: str = "cpu"):
-    """(x, operator, y, prior, prior kind) for the sample photos under a preset, with measurement
+    """(x, operator, y, prior, prior kind) for the sample photos under a preset (or "circ_deblur", see
+    `bench_operator`), with measurement
     noise seeded 1000 + i per photo (shared by every bench that compares methods); None without
     ../shared."""
-    from inversa.operators import make_preset
-
     x = sample_photos(limit, size)
     if x is None:
         return None
     prior, kind = bench_prior(size, device)
     x = x.to(device)
-    op = make_preset(preset, size, index=list(range(len(x)))).to(device)
+    op = bench_operator(preset, size, list(range(len(x)))).to(device)
     y = op.measure(x, generator=[torch.Generator().manual_seed(1000 + i) for i in range(len(x))])
     return x, op, y, prior, kind
+
+
+def bench_operator(task: str, size: int, indices: list[int]):
+    """The operator of `task` for photos `indices`: a preset (masks drawn by index, as the presets do), or
+    "circ_deblur", the Gaussian-deblurring preset's kernel and noise with circular padding, which has
+    an SVD (deepinv's DDRM needs one) and so runs on every solver of both libraries."""
+    from inversa.operators import Blur, GaussianNoise, gaussian_kernel, make_preset
+    from inversa.operators.presets import DEFAULT_SIGMA
+
+    if task == "circ_deblur":
+        return Blur(gaussian_kernel(61, 3.0), "circular", GaussianNoise(DEFAULT_SIGMA))
+    return make_preset(task, size, index=indices)

@@ -1,8 +1,9 @@
 """Time to a given quality: every inversa solver over a grid of steps, warm starts and batch sizes,
 against deepinv's samplers at their own defaults, on the same network, photos and measurements.
 
-    python bench/time_to_quality.py [--size 64] [--limit 4] [--tasks sr4,gaussian_deblur,random_inpaint]
+    python bench/time_to_quality.py [--size 64] [--limit 4] [--tasks sr4,circ_deblur,random_inpaint]
         [--solvers dps,pigdm,...] [--steps 5,10,25,50,100,250,1000] [--starts 1,0.4,0.2] [--batches 1,4]
+        [--samples 1,4]
         [--deepinv dps-f64,dps-f32,diffpir,ddrm,ddrm-20] [--dps-weight 300] [--threads 2]
         [--out runs/time_to_quality_64.jsonl] [--plot docs/time_to_quality.png] [--reduced]
 
@@ -22,12 +23,14 @@ DDRM and DiffPIR's closed-form proximal step; `A`/`A^T` for DPS):
 deepinv runs each config on the whole batch, except DDRM on per-image masks (it takes one mask per
 batch), which runs one photo at a time. Every inversa solver runs at each (steps N, start s, batch b):
 N respaced steps of which about N s run from the naive inverse diffused to s (s = 1: from noise);
-photo i uses seed i. Each point records mean PSNR, LPIPS (AlexNet, ../shared/weights/lpips), wall
+photo i uses seed i; with --samples K > 1, also the mean of K samples per photo (`restore(samples=K)`).
+Each point records mean PSNR, LPIPS (AlexNet, ../shared/weights/lpips), wall
 seconds per photo, network forwards and VJPs per photo, appended to --out as it finishes: a rerun
 skips the points already there (the full grid takes hours on 2 cores; --reduced: 2 photos, 3 points
 per solver, minutes).
 
-Prints, per task: the deepinv points; the Pareto fronts of ours (seconds vs PSNR, seconds vs LPIPS);
+Prints, per task, over every point in --out for this size and photo count (whichever run measured
+it): the deepinv points; the Pareto fronts of ours (seconds vs PSNR, seconds vs LPIPS);
 for every deepinv point the fastest inversa point with PSNR >= and LPIPS <= at a batch size no larger,
 and the time ratio (goals: <= 0.5, <= 0.01 against dps-f64). Each matched pair is then re-timed
 back to back (--confirm-reps) and that ratio is the one reported, since one grid point's time alone
@@ -46,39 +49,33 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import SHARED, bench_prior, sample_photos
+from common import SHARED, bench_operator, bench_prior, sample_photos
 
-TASKS = ("sr4", "gaussian_deblur", "random_inpaint")
+TASKS = ("sr4", "circ_deblur", "random_inpaint")
 DEEPINV = ("dps-f64", "dps-f32", "diffpir", "ddrm", "ddrm-20")
 GOALS = {"dps-f64": 0.01}  # the time-ratio goal per deepinv config; 0.5 otherwise
 REDUCED_POINTS = ((25, 0.2), (50, 0.4), (100, 1.0))  # (N, start) per solver in --reduced
-
-
-def make_operator(task: str, size: int, indices: list[int]):
-    """The task's operator for photos `indices` (their masks are drawn by index, as the presets do)."""
-    from inversa.operators import Blur, GaussianNoise, gaussian_kernel, make_preset
-    from inversa.operators.presets import DEFAULT_SIGMA
-
-    if task == "gaussian_deblur":  # the preset's kernel and noise, circular so that DDRM has an SVD
-        return Blur(gaussian_kernel(61, 3.0), "circular", GaussianNoise(DEFAULT_SIGMA))
-    return make_preset(task, size, index=indices)
 
 
 def chunks(n: int, batch: int):
     return [list(range(i, min(i + batch, n))) for i in range(0, n, batch)]
 
 
-def run_ours(prior, task, size, y, solver, steps, start, batch, seed=0):
-    """(restorations, forwards per photo, VJPs per photo) of one solver configuration."""
+def run_ours(prior, task, size, y, solver, steps, start, batch, samples=1, seed=0):
+    """(restorations, forwards per photo, VJPs per photo) of one solver configuration; with samples K > 1
+    each photo's restoration is the mean of K samples (seeds i, i + 10000, ...), run in one batch of
+    `batch` photos x K, as `restore(samples=K)` does."""
     from inversa.solvers import make_solver
 
     method = make_solver(solver, prior, start=start)
     outs, nfe, vjp, parts = [], 0, 0, chunks(len(y), batch)
     for idx in parts:
-        r = method(y[idx], make_operator(task, size, idx), generator=[torch.Generator().manual_seed(seed + i) for i in idx],
+        rep = [i for i in idx for _ in range(samples)]
+        r = method(y[rep], bench_operator(task, size, rep),
+                   generator=[torch.Generator().manual_seed(i + 10000 * k) for i in idx for k in range(samples)],
                    num_steps=steps, progress=False)
-        outs.append(r.x)
-        nfe, vjp = nfe + r.nfe, vjp + r.vjp
+        outs.append(r.x.view(len(idx), samples, *r.x.shape[1:]).mean(1))
+        nfe, vjp = nfe + r.nfe * samples, vjp + r.vjp * samples  # each photo's K samples each take r.nfe
     return torch.cat(outs), nfe / len(parts), vjp / len(parts)
 
 
@@ -95,7 +92,7 @@ def run_deepinv(prior, den, task, size, y, config, dps_weight, seed=0):
     n, nfe0, outs = len(y), prior.nfe, []
     parts = chunks(n, deepinv_batch(config, task, n))
     for idx in parts:
-        op = make_operator(task, size, idx)
+        op = bench_operator(task, size, idx)
         shape = (len(idx), 3, size, size)
         with torch.no_grad():
             if config.startswith("dps"):
@@ -122,12 +119,13 @@ def score(x, out, weights) -> dict:
 
 
 def grid(args, n: int):
-    """(solver, N, start, batch) of every inversa point to run."""
+    """(solver, N, start, batch, samples) of every inversa point to run."""
     solvers = args.solvers.split(",")
     if args.reduced:
-        return [(s, N, st, n) for s in solvers for N, st in REDUCED_POINTS]
-    return [(s, int(N), float(st), min(int(b), n)) for s in solvers for N in args.steps.split(",")
-            for st in args.starts.split(",") for b in dict.fromkeys(args.batches.split(","))]
+        return [(s, N, st, n, 1) for s in solvers for N, st in REDUCED_POINTS]
+    return [(s, int(N), float(st), min(int(b), n), int(k)) for s in solvers for N in args.steps.split(",")
+            for st in args.starts.split(",") for b in dict.fromkeys(args.batches.split(","))
+            for k in args.samples.split(",")]
 
 
 def timed(fn):
@@ -140,33 +138,33 @@ def measure_task(args, task, x, prior, den, done, out_file, weights):
     from inversa.eval.metrics import lpips, psnr
 
     n, size = len(x), args.size
-    op = make_operator(task, size, list(range(n)))
+    op = bench_operator(task, size, list(range(n)))
     y = op.measure(x, generator=[torch.Generator().manual_seed(1000 + i) for i in range(n)])
     naive = op.naive_inverse(y).clamp(0, 1)
     base = {"task": task, "size": size, "photos": n, "threads": torch.get_num_threads()}
     todo = [("deepinv", c, deepinv_batch(c, task, n), dict(config=c)) for c in args.deepinv.split(",") if c] + \
-           [("inversa", f"{s} N={N} start={st:g}", b, dict(solver=s, steps=N, start=st)) for s, N, st, b in grid(args, n)]
+           [("inversa", f"{s} N={N} start={st:g}" + (f" mean of {k}" if k > 1 else ""), b,
+             dict(solver=s, steps=N, start=st, samples=k)) for s, N, st, b, k in grid(args, n)]
     points = [{**base, "who": "naive", "config": "naive inverse", "batch": n, "seconds": 0.0, "nfe": 0, "vjp": 0,
                "psnr": float(psnr(naive, x).mean()), "lpips": float(lpips(naive, x, weights=weights).mean())}]
     for who, config, batch, spec in todo:
         key = (task, size, n, who, config, batch)
         if key in done:
-            points.append(done[key])
             continue
         if who == "deepinv":
             (out, nfe, vjp), sec = timed(lambda: run_deepinv(prior, den, task, size, y, config, args.dps_weight))
         else:
             (out, nfe, vjp), sec = timed(lambda: run_ours(prior, task, size, y, spec["solver"], spec["steps"],
-                                                          spec["start"], batch))
+                                                          spec["start"], batch, spec["samples"]))
         point = {**base, "who": who, "config": config, "batch": batch, **spec, "seconds": sec / n, "nfe": nfe,
                  "vjp": vjp, **score(x, out, weights)}
         with out_file.open("a") as f:
             f.write(json.dumps(point) + "\n")
         done[key] = point
-        points.append(point)
         print(f"  {task} {who} {config} batch {batch}: {point['psnr']:.2f} dB, LPIPS {point['lpips']:.4f}, "
               f"{point['seconds']:.3f} s/photo", file=sys.stderr, flush=True)
-    return points, y
+    # every point measured for this task, size and photo count, this run's grid or an earlier one's
+    return points + [p for k, p in done.items() if k[:3] == (task, size, n)], y
 
 
 def retime(args, task, x, y, prior, den, ref, ours, reps):
@@ -175,7 +173,7 @@ def retime(args, task, x, y, prior, den, ref, ours, reps):
     for _ in range(reps):
         t_ref.append(timed(lambda: run_deepinv(prior, den, task, args.size, y, ref["config"], args.dps_weight))[1])
         t_ours.append(timed(lambda: run_ours(prior, task, args.size, y, ours["solver"], ours["steps"], ours["start"],
-                                             ours["batch"]))[1])
+                                             ours["batch"], ours.get("samples", 1)))[1])
     return statistics.median(t_ref) / len(x), statistics.median(t_ours) / len(x)
 
 
@@ -258,16 +256,20 @@ def main() -> int:
     ap.add_argument("--steps", default="5,10,25,50,100,250,1000")
     ap.add_argument("--starts", default="1,0.4,0.2")
     ap.add_argument("--batches", default="1,4")
+    ap.add_argument("--samples", default="1", help="K values: each restoration the mean of K samples")
     ap.add_argument("--deepinv", default=",".join(DEEPINV))
     ap.add_argument("--dps-weight", type=float, default=300.0)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--confirm-reps", type=int, default=1, help="re-time each matched pair back to back (0: no)")
+    ap.add_argument("--confirm-reps", type=int, help="re-time each matched pair back to back this many times "
+                    "(0: no; default 1, 0 with --reduced)")
     ap.add_argument("--out", help="results file (JSON lines; default runs/time_to_quality_<size>.jsonl)")
     ap.add_argument("--plot", help="write the fronts as a PNG here")
     ap.add_argument("--reduced", action="store_true", help="2 photos, 3 points per solver")
     args = ap.parse_args()
     if args.reduced:
         args.limit = min(args.limit, 2)
+    if args.confirm_reps is None:
+        args.confirm_reps = 0 if args.reduced else 1
     torch.set_num_threads(args.threads)
     x_all = sample_photos(args.limit, args.size)
     if x_all is None:

@@ -2,6 +2,7 @@
 a deepinv denoiser. Needs deepinv (`pip install 'inversa[deepinv]'`).
 
     physics = to_deepinv(inversa.make_preset("sr4", 64))      # a deepinv LinearPhysics
+    physics = to_deepinv(inversa.make_preset("sr4", 64), (3, 64, 64))   # its SVD: a DecomposablePhysics (DDRM)
     op = from_deepinv(dinv.physics.BlurFFT((3, 64, 64), filter=k), sigma=0.025)   # an inversa operator
     denoiser = PriorDenoiser(inversa.load_prior())             # denoiser(x, sigma), x in [0, 1]
 

@@ -86,3 +86,51 @@ def test_wrong_types_are_one_line_errors():
         DeepinvOperator(object())
     with pytest.raises(inversa.UserError, match="expected an inversa LinearOperator"):
         to_deepinv(object())
+
+
+SVD_CASES = {
+    "sr4": lambda: make_preset("sr4", (32, 40), index=0),
+    "random_inpaint": lambda: make_preset("random_inpaint", (32, 40), index=[0, 1]),  # per-image masks
+    "circular_blur": lambda: Blur(inversa.motion_kernel(9, 0.5, generator=torch.Generator().manual_seed(0)),
+                                  "circular", inversa.GaussianNoise(0.02)),
+}
+
+
+@pytest.mark.parametrize("name", list(SVD_CASES))
+def test_operator_with_an_svd_is_a_deepinv_decomposable_physics(name):
+    """With the image shape, to_deepinv hands deepinv our SVD: its A, A^T, A^dagger and closed-form
+    prox_l2 are ours (the prox checked against its normal equations), its own adjointness test passes."""
+    op = SVD_CASES[name]()
+    shape = (2, 3, 32, 40)
+    physics = to_deepinv(op, shape)
+    assert isinstance(physics, dinv.physics.DecomposablePhysics)
+    x = torch.rand(shape)
+    y = op.measure(x, generator=torch.Generator().manual_seed(0))
+    assert abs(float(physics.adjointness_test(x))) < 1e-5
+    torch.testing.assert_close(physics.A(x), op.A(x), atol=1e-5, rtol=0)
+    torch.testing.assert_close(physics.A_adjoint(y), op.A_adjoint(y), atol=1e-5, rtol=0)
+    torch.testing.assert_close(physics.A_dagger(y), op.A_dagger(y), atol=1e-4, rtol=0)
+    z, gamma = torch.rand(shape), 0.7
+    p = physics.prox_l2(z, y, gamma)  # argmin gamma/2 |Ap - y|^2 + 1/2 |p - z|^2
+    torch.testing.assert_close(op.A_adjoint(op.A(p)) + p / gamma, op.A_adjoint(y) + z / gamma, atol=1e-4, rtol=0)
+    assert physics.noise_model.sigma == op.sigma
+
+
+def test_deepinv_ddrm_runs_on_our_operator():
+    """deepinv's DDRM needs a DecomposablePhysics with one mask per batch: a shared operator (SR) works
+    on a batch, and its output fits y to the noise level."""
+    op = make_preset("sr4", 32, index=0).to(dtype=torch.float32)
+    x = inversa.demo_image(32).expand(2, -1, -1, -1)
+    y = op.measure(x, generator=torch.Generator().manual_seed(0))
+    den = PriorDenoiser(inversa.load_prior())
+    with torch.no_grad():
+        out = dinv.sampling.DDRM(den, sigmas=torch.linspace(1, 0, 20).numpy())(y, to_deepinv(op, tuple(x.shape)), seed=1)
+    assert out.shape == x.shape and torch.isfinite(out).all()
+    assert (op.A(out) - y).pow(2).mean().sqrt() < 2 * op.sigma
+
+
+def test_operator_without_an_svd_stays_a_linear_physics():
+    op = make_preset("gaussian_deblur", 32)  # reflect padding: no SVD
+    physics = to_deepinv(op, (3, 32, 32))
+    assert not isinstance(physics, dinv.physics.DecomposablePhysics)
+    assert isinstance(physics, dinv.physics.LinearPhysics)
