@@ -27,7 +27,7 @@ def test_reduced_run_reports_every_deepinv_point_and_resumes(tmp_path):
     assert len(lines) == 3 * (5 + 3 * 11)  # tasks x (deepinv configs + 3 points x solvers)
     for task in ("sr4", "circ_deblur", "random_inpaint"):
         assert f"## {task}" in first.stdout
-    matches = re.findall(r"^  deepinv (\S+) .*\[goal ([\d.]+)x: (met|MISSED)\]$", first.stdout, re.M)
+    matches = re.findall(r"^  deepinv ([\w-]+)[ :].*\[goal ([\d.]+)x: (met|MISSED)\]$", first.stdout, re.M)
     assert len(matches) == 15 and {m[0] for m in matches} == {"dps-f64", "dps-f32", "diffpir", "ddrm", "ddrm-20"}
     assert all(goal == ("0.01" if name == "dps-f64" else "0.5") for name, goal, _ in matches)
     assert re.search(r"must-hold: \d+/15 deepinv points", first.stdout)
