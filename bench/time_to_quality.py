@@ -27,7 +27,8 @@ photo i uses seed i; with --samples K > 1, also the mean of K samples per photo 
 Each point records mean PSNR, LPIPS (AlexNet, ../shared/weights/lpips), wall
 seconds per photo, network forwards and VJPs per photo, appended to --out as it finishes: a rerun
 skips the points already there (the full grid takes hours on 2 cores; --reduced: 2 photos, 3 points
-per solver, minutes).
+per solver, minutes). Points are keyed by task, size, photo count, config and batch only: after
+changing --dps-weight, --threads or the prior, write to a new --out.
 
 Prints, per task, over every point in --out for this size and photo count (whichever run measured
 it): the deepinv points; the Pareto fronts of ours (seconds vs PSNR, seconds vs LPIPS);
