@@ -81,9 +81,9 @@ def bench_operator(task: str, size: int, indices: list[int]):
     """The operator of `task` for photos `indices`: a preset (masks drawn by index, as the presets do), or
     "circ_deblur", the Gaussian-deblurring preset's kernel and noise with circular padding, which has
     an SVD (deepinv's DDRM needs one) and so runs on every solver of both libraries."""
-    from inversa.operators import Blur, GaussianNoise, gaussian_kernel, make_preset
-    from inversa.operators.presets import DEFAULT_SIGMA
+    from inversa.operators import Blur, make_preset
 
     if task == "circ_deblur":
-        return Blur(gaussian_kernel(61, 3.0), "circular", GaussianNoise(DEFAULT_SIGMA))
+        preset = make_preset("gaussian_deblur", size, index=indices)
+        return Blur(preset.kernel, "circular", preset.noise)
     return make_preset(task, size, index=indices)

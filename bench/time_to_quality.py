@@ -136,18 +136,16 @@ def timed(fn):
 
 
 def measure_task(args, task, x, prior, den, done, out_file, weights):
-    from inversa.eval.metrics import lpips, psnr
-
     n, size = len(x), args.size
     op = bench_operator(task, size, list(range(n)))
     y = op.measure(x, generator=[torch.Generator().manual_seed(1000 + i) for i in range(n)])
     naive = op.naive_inverse(y).clamp(0, 1)
     base = {"task": task, "size": size, "photos": n, "threads": torch.get_num_threads()}
-    todo = [("deepinv", c, deepinv_batch(c, task, n), dict(config=c)) for c in args.deepinv.split(",") if c] + \
+    todo = [("deepinv", c, deepinv_batch(c, task, n), {}) for c in args.deepinv.split(",") if c] + \
            [("inversa", f"{s} N={N} start={st:g}" + (f" mean of {k}" if k > 1 else ""), b,
              dict(solver=s, steps=N, start=st, samples=k)) for s, N, st, b, k in grid(args, n)]
     points = [{**base, "who": "naive", "config": "naive inverse", "batch": n, "seconds": 0.0, "nfe": 0, "vjp": 0,
-               "psnr": float(psnr(naive, x).mean()), "lpips": float(lpips(naive, x, weights=weights).mean())}]
+               **score(x, naive, weights)}]
     for who, config, batch, spec in todo:
         key = (task, size, n, who, config, batch)
         if key in done:

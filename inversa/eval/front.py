@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "lpips": False}
+from inversa.eval.report import METRICS
+
+HIGHER_IS_BETTER = {name: higher for name, _, higher, _ in METRICS}
 
 
 def at_least(point: dict, reference: dict, metrics: Sequence[str]) -> bool:

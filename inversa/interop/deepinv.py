@@ -31,8 +31,7 @@ class InversaPhysics(dinv.physics.LinearPhysics):
     def __init__(self, operator: LinearOperator, **kwargs):
         if not isinstance(operator, LinearOperator):
             raise UserError(f"operator of type {type(operator).__name__}: expected an inversa LinearOperator")
-        noise = dinv.physics.GaussianNoise(sigma=operator.sigma) if operator.sigma > 0 else dinv.physics.ZeroNoise()
-        super().__init__(noise_model=noise, **kwargs)
+        super().__init__(noise_model=_noise_model(operator), **kwargs)
         self.operator = operator
 
     def A(self, x, *args, **kwargs):
@@ -95,10 +94,14 @@ class InversaSVDPhysics(dinv.physics.DecomposablePhysics):
         like = torch.zeros(shape, device=_device(operator))  # default dtype: deepinv's samplers work in it
         s = operator.singulars(like)  # batch 1 unless the operator holds per-image masks or kernels
         mask = s.expand(s.shape[0], *operator.V_T(like).shape[1:]).clone()  # deepinv indexes it by element
-        noise = dinv.physics.GaussianNoise(sigma=operator.sigma) if operator.sigma > 0 else dinv.physics.ZeroNoise()
         super().__init__(U=operator.U, U_adjoint=operator.U_T, V=operator.V, V_adjoint=operator.V_T, mask=mask,
-                         img_size=shape[1:], noise_model=noise, device=like.device, **kwargs)
+                         img_size=shape[1:], noise_model=_noise_model(operator), device=like.device, **kwargs)
         self.__dict__["operator"] = operator  # not a submodule: deepinv's .to() must not recast it
+
+
+def _noise_model(operator: LinearOperator):
+    """deepinv's Gaussian noise of the operator's sigma (its zero-noise model for sigma 0)."""
+    return dinv.physics.GaussianNoise(sigma=operator.sigma) if operator.sigma > 0 else dinv.physics.ZeroNoise()
 
 
 def _device(operator: LinearOperator) -> torch.device:
