@@ -155,6 +155,7 @@ class Solver:
     summary = ""  # one plain sentence: what the method is good for (method guides, `inversa solvers`)
     cost: tuple[int, int] = (1, 0)  # network forwards, VJPs per step with the default parameters
     cost_up_to = False
+    paper_steps: int | None = None  # the step count the method's paper or official code runs (None: none published)
     needs_grad = False
     needs_svd = False  # the operator's closed-form SVD: refused in `prepare` (and up front by the evaluator)
     variant: str | None = None

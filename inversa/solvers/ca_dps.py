@@ -79,6 +79,7 @@ class CADPSContext(DPSContext):
 @register("ca-dps")
 class CADPS(DPS):
     """Covariance-aware DPS: the full posterior covariance, matrix-free; k + sqrt_iters + 2 forwards and no VJP per step."""
+    paper_steps = None  # no published count (DPS's 1000 is not inherited)
 
     label = "Covariance-aware DPS"
     summary = ("uses how pixels vary together under the prior, so what is seen informs what is missing; "

@@ -95,6 +95,7 @@ class DAPSContext(Context):
 @register("daps")
 class DAPS(Solver):
     """Decoupled annealing: per level an ODE estimate of x0, Langevin on x0 given y, re-noise to the next level."""
+    paper_steps = 200  # DAPS-1K: 200 annealing levels x 5 ODE steps
 
     label = "DAPS (decoupled annealing posterior sampling)"
     summary = ("re-draws the whole image at each noise level from the photo and the model, so early mistakes "

@@ -55,6 +55,7 @@ class DDNMContext(Context):
 @register("ddnm")
 class DDNM(Solver):
     """Null-space diffusion (DDNM, and DDNM+ for noisy y). Parameters: `eta`, `s_min`."""
+    paper_steps = 100  # the official configs' T_sampling = 100
 
     label = "DDNM (null-space diffusion)"
     summary = "keeps what the photo shows and lets the prior fill the rest; fast, no gradient pass"

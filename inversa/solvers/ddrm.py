@@ -78,6 +78,7 @@ def spectral(op, x0: torch.Tensor, s_min: float):
 @register("ddrm")
 class DDRM(Solver):
     """Denoising Diffusion Restoration Models. Parameters: `eta` (η), `eta_b` (η_b), `s_min`."""
+    paper_steps = 20  # the paper's DDRM (20 NFEs)
 
     label = "DDRM (denoising diffusion restoration)"
     summary = "fast and steady on super-resolution, inpainting and circular blur (needs an operator's SVD)"

@@ -49,6 +49,7 @@ SCHEDULES = ("quad", "uniform")
 @register("diffpir")
 class DiffPIR(Solver):
     """Plug-and-play diffusion with an exact data proximal step. Parameters: `lam` (λ), `zeta` (ζ)."""
+    paper_steps = 100  # the official scripts' iter_num = 100
 
     label = "DiffPIR (plug-and-play diffusion)"
     summary = "alternates a denoising step and a data step; fast, no gradient pass"

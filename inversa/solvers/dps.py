@@ -46,6 +46,7 @@ class DPSContext(Context):
 @register("dps")
 class DPS(Solver):
     """Diffusion posterior sampling: per-sample residual norm, Polyak-capped step; 1 forward + 1 VJP per step."""
+    paper_steps = 1000  # the DPS paper's 1000 ancestral steps
 
     label = "Diffusion posterior sampling"
     summary = "the reference method: plausible, sharp detail on every task; can drift from the photo with few steps"

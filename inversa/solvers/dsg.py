@@ -45,6 +45,7 @@ def _unit(v: torch.Tensor) -> torch.Tensor:
 @register("dsg")
 class DSG(Solver):
     """Spherical Gaussian constraint: the guided step keeps the length of the unconditional step's noise."""
+    paper_steps = 100  # run_DSG.sh DDIM=100
 
     label = "DSG (spherical Gaussian constraint)"
     summary = ("a guided step that stays on the sphere where the unconditional step lands: large, stable "

@@ -40,6 +40,7 @@ from inversa.solvers.registry import register
 @register("mcg")
 class MCG(DPS):
     """Manifold-constrained gradient: the DPS step, then a projection onto the noised measurement."""
+    paper_steps = 1000  # 1000 steps, as the DPS authors' MCG runs
 
     label = "MCG (manifold-constrained gradient)"
     summary = ("DPS's step followed by a projection onto the photo's pixels at each noise level; best on "

@@ -43,6 +43,7 @@ WEIGHTS = ("paper", "tweedie")
 @register("pigdm")
 class PiGDM(Solver):
     """Pseudoinverse-guided diffusion. Parameters: `weight` ("paper" | "tweedie"), `scale`, `cg_iters`, `cg_tol`."""
+    paper_steps = 100  # the paper's experiments: 100 steps
 
     label = "PiGDM (pseudoinverse-guided diffusion)"
     summary = "a guided method with a principled step size; like DPS in cost"
