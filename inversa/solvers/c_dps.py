@@ -18,8 +18,13 @@ variant="corrected" (default): that error in the measurement covariance, R = ab_
   Rademacher probe (one more forward), and the system (D² + ab_{t-1} s) A A^T + ab_{t-1} sy² is the
   operator's closed form (push-through identity); "full": the matrix-free S (CG in measurement space, one
   forward per product; e's A S^{1/2} part by Lanczos).
+variant="joint": x_{t-1} and the coupled y_{t-1} are jointly Gaussian given x_t (both carry x0 - x0hat ~
+  N(0, S)), and x_{t-1} is drawn from that joint's conditional. Given x_t, the coupled y_{t-1} is an invertible
+  affine map of y, so the step is p(x_{t-1} | x_t, y) under p(x0 | x_t) ≈ N(x0hat, S): exact ancestral
+  sampling on Gaussian priors with covariance="full" (it is, draw for draw, CA-DPS's posterior step; the
+  forms above drop the cross-covariance Cov(x_{t-1}, y_{t-1}) = c sqrt(ab_{t-1}) S A^T and are not exact).
 
-Arguments: variant, covariance, y_path ("coupled" | "independent"), var_floor (s_t² >= var_floor, binding
+Arguments: variant ("corrected" | "paper" | "joint"), covariance, y_path ("coupled" | "independent"), var_floor (s_t² >= var_floor, binding
 at the last steps; default beta_1), cg_iters, cg_tol, sqrt_iters, cov_product, delta (as in CA-DPS),
 sigma_min (noise floor on the model scale). Measured figures: docs/posterior.md, docs/quality.md.
 """
@@ -34,12 +39,12 @@ from inversa.errors import UserError, check_choice, check_positive_int
 from inversa.solvers.base import Context, Solver, StepState, rademacher, randn
 from inversa.solvers.cg import CGLog, _bview, bdot, cg
 from inversa.solvers.covariance import METHODS as PRODUCTS
-from inversa.solvers.covariance import TweedieCovariance
+from inversa.solvers.covariance import TweedieCovariance, conditional_x0, step_coefficients
 from inversa.solvers.lanczos import sqrt_apply
 from inversa.solvers.registry import register
 
 Y_PATHS = ("coupled", "independent")
-VARIANTS = ("corrected", "paper")
+VARIANTS = ("corrected", "paper", "joint")
 COVARIANCES = ("full", "scalar")
 
 
@@ -80,6 +85,9 @@ class CDPS(Solver):
             if not val > 0:
                 raise UserError(f"{key} must be positive, got {val}")
         self.y_path, self.var_floor, self.cg_iters, self.cg_tol, self.sigma_min = y_path, var_floor, cg_iters, float(cg_tol), float(sigma_min)
+        if variant == "joint" and y_path != "coupled":
+            raise UserError(f"C-DPS variant 'joint' conditions on the coupled measurement path; y_path {y_path!r} is not "
+                            f"accepted with it (accepted: coupled)")
         self.variant = variant
 
     def prepare(self, problem, timesteps, num_steps=None):
@@ -92,6 +100,8 @@ class CDPS(Solver):
                 **ctx.cg.as_dict()}
 
     def step(self, s: StepState) -> torch.Tensor:
+        if self.variant == "joint":
+            return self.joint_step(s)
         p, op, x_t = s.problem, s.problem.operator, s.x_t
         dev, dt, gens = x_t.device, x_t.dtype, p.generators
         mu, var = self.prior.step_mean_var(x_t, s.t, s.t_prev, s.pred, eta=self.eta)
@@ -147,6 +157,37 @@ class CDPS(Solver):
         u, info = cg(matvec, rhs, tol=self.cg_tol, max_iter=self.cg_iters)
         s.ctx.cg.add(info)
         return x + D2 * op.A_adjoint(u)
+
+    def joint_step(self, s: StepState) -> torch.Tensor:
+        """x_{t-1} ~ p(x_{t-1} | x_t, y_{t-1}) with x_{t-1} and the coupled y_{t-1} jointly Gaussian given x_t:
+        x_{t-1} = mu_t + c (x0 - x0hat) + s_t z and y_{t-1} = sqrt(ab_{t-1}) (A x0 + n) + sqrt(1-ab_{t-1}) A eps_hat,
+        x0 - x0hat ~ N(0, S), so Cov(x_{t-1}, y_{t-1}) = c sqrt(ab_{t-1}) S A^T and Var y_{t-1} = ab_{t-1} (A S A^T + r² I)
+        (c: the weight of x0hat in the step mean). Given x_t, y_{t-1} is an invertible affine map of y, so
+        this is p(x_{t-1} | x_t, y) under p(x0 | x_t) ≈ N(x0hat, S): x_{t-1} = mu_t + c (e + S A^T u) + s_t z,
+        (u, e) the Matheron draw of `covariance.conditional_x0`; exact when p(x0 | x_t) is Gaussian (the same
+        step as CA-DPS's posterior draw). covariance="full": S matrix-free (Lanczos + CG, one forward per
+        product); "scalar": S ≈ s I from one Rademacher probe, then closed forms."""
+        p, op, x_t = s.problem, s.problem.operator, s.x_t
+        dev, dt, gens = x_t.device, x_t.dtype, p.generators
+        x0 = s.pred.x0hat
+        mu, var = self.prior.step_mean_var(x_t, s.t, s.t_prev, s.pred, eta=self.eta)
+        c = step_coefficients(self.prior, s.t, s.t_prev, self.eta)[0]
+        cov = TweedieCovariance(self.prior, x_t, s.t, s.pred.eps, method=self.cov_product, delta=self.delta)
+        r2 = max(p.sigma, self.sigma_min) ** 2
+        z, w = randn(x_t.shape, gens, device=dev, dtype=dt), randn(p.y.shape, gens, device=dev, dtype=dt)
+        if self.covariance == "full":
+            u, e = conditional_x0(cov, op, p.y, x0, r2, noise=(z, w), sqrt_iters=self.sqrt_iters, cg_iters=self.cg_iters,
+                                  cg_tol=self.cg_tol, log=s.ctx.cg)
+            shift = e + cov(op.A_adjoint(u))
+        else:
+            v = rademacher(x_t.shape, gens, device=dev, dtype=dt)
+            sbar = _bview((bdot(v, cov(v)) / bdot(v, v)).clamp(min=0), x_t)
+            e = sbar.sqrt() * z  # S A^T (r² + s A A^T)^{-1} b = s (s A^T A + r²)^{-1} A^T b (push-through)
+            shift = e + sbar * self._scalar_solve(op, op.A_adjoint(p.y - op.A(x0 + e) - r2**0.5 * w), sbar.flatten(), r2, s.ctx.cg)
+        x = mu + c * shift
+        if not s.last:
+            x = x + torch.as_tensor(var, dtype=dt, device=dev) ** 0.5 * randn(x_t.shape, gens, device=dev, dtype=dt)
+        return x
 
     def _scalar_solve(self, op, b: torch.Tensor, c1: torch.Tensor, c2: float, log: CGLog) -> torch.Tensor:
         """(c1 A^T A + c2 I)^{-1} b with c1 per image: the operator's closed form image by image, else CG."""

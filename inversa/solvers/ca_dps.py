@@ -52,23 +52,14 @@ from inversa.pretrained.prior import Prediction
 from inversa.solvers.base import StepState, rademacher, randn
 from inversa.solvers.cg import CGLog, cg
 from inversa.solvers.covariance import METHODS as PRODUCTS
-from inversa.solvers.covariance import PriorScaleCovariance, TweedieCovariance
+from inversa.solvers.covariance import PriorScaleCovariance, TweedieCovariance, conditional_x0, step_coefficients
 from inversa.solvers.dps import DPS, DPSContext
-from inversa.solvers.lanczos import sqrt_apply
 from inversa.solvers.registry import register
 
 VARIANTS = ("paper", "reference")
 COVARIANCES = ("full", "diagonal")
 STEP_VARIANCES = ("posterior", "prior")
 MEAN_SHIFTS = ("vjp", "covariance")
-
-
-def step_coefficients(prior, t: int, t_prev: int, eta: float) -> tuple[float, float]:
-    """(c_x0, var): the weight of x0hat in the step mean and the step's eta² beta_tilde, read off the
-    prior's own step (the mean is linear in x0hat at fixed x_t)."""
-    zero, one = torch.zeros(1, dtype=torch.float64), torch.ones(1, dtype=torch.float64)
-    mean, var = prior.step_mean_var(zero, t, t_prev, Prediction(zero, one), eta=eta)
-    return float(mean), float(var)
 
 
 @dataclass
@@ -189,15 +180,12 @@ class CADPS(DPS):
         Lanczos, n ~ N(0, r² I)."""
         p, op, gens = s.problem, s.problem.operator, s.problem.generators
         cov = self.covariance_at(s)
-        r2 = max(p.sigma, self.sigma_min) ** 2
         x0 = s.pred.x0hat.detach()
-        rhs = p.y - op.A(x0)
-        e = None
+        noise = None
         if self.step_variance == "posterior":
-            e = sqrt_apply(cov, randn(x0.shape, gens, device=x0.device, dtype=x0.dtype), self.sqrt_iters)
-            rhs = rhs - op.A(e) - r2**0.5 * randn(p.y.shape, gens, device=x0.device, dtype=x0.dtype)
-        u, info = cg(lambda w: r2 * w + op.A(cov(op.A_adjoint(w))), rhs, tol=self.cg_tol, max_iter=self.cg_iters)
-        s.ctx.cg.add(info)
+            noise = (randn(x0.shape, gens, device=x0.device, dtype=x0.dtype), randn(p.y.shape, gens, device=x0.device, dtype=x0.dtype))
+        u, e = conditional_x0(cov, op, p.y, x0, max(p.sigma, self.sigma_min) ** 2, noise=noise, sqrt_iters=self.sqrt_iters,
+                              cg_iters=self.cg_iters, cg_tol=self.cg_tol, log=s.ctx.cg)
         if self.mean_shift == "covariance":
             shift = cov(op.A_adjoint(u))
         else:  # the likelihood gradient's form c_t J_t^T A^T u, one VJP

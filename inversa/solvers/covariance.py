@@ -17,7 +17,9 @@ from __future__ import annotations
 import torch
 
 from inversa.errors import UserError
-from inversa.solvers.cg import _bview, bdot
+from inversa.pretrained.prior import Prediction
+from inversa.solvers.cg import CGLog, _bview, bdot, cg
+from inversa.solvers.lanczos import sqrt_apply
 
 METHODS = ("finite-difference", "jvp")
 
@@ -65,3 +67,32 @@ class PriorScaleCovariance:
 
     def __call__(self, v: torch.Tensor) -> torch.Tensor:
         return self.s * v
+
+
+def conditional_x0(cov, op, y: torch.Tensor, x0: torch.Tensor, r2: float, *, noise=None, sqrt_iters: int = 4,
+                   cg_iters: int = 2, cg_tol: float = 1e-4, log: CGLog | None = None):
+    """p(x0 | x_t) ≈ N(x0, S) (S = `cov`, matrix-free) conditioned on y = A x0 + n, n ~ N(0, r2 I): returns
+    (u, e) with u = (r2 I + A S A^T)^{-1} (y - A (x0 + e) - n) by `cg_iters` CG iterations (stopping on
+    non-positive curvature). With `noise = (z, w)` (standard normal draws, image- and measurement-shaped)
+    e = S^{1/2} z by `sqrt_iters` Lanczos iterations and n = sqrt(r2) w, so x0 + e + S A^T u is a draw
+    from the Gaussian posterior (Matheron's rule: mean x0 + S A^T (r2 I + A S A^T)^{-1} (y - A x0), covariance
+    S - S A^T (r2 I + A S A^T)^{-1} A S); without, e = 0, n = 0 and x0 + S A^T u is that mean. Forwards:
+    `sqrt_iters` (with noise) + one per CG iteration."""
+    rhs = y - op.A(x0)
+    e = None
+    if noise is not None:
+        z, w = noise
+        e = sqrt_apply(cov, z, sqrt_iters)
+        rhs = rhs - op.A(e) - r2**0.5 * w
+    u, info = cg(lambda v: r2 * v + op.A(cov(op.A_adjoint(v))), rhs, tol=cg_tol, max_iter=cg_iters)
+    if log is not None:
+        log.add(info)
+    return u, e
+
+
+def step_coefficients(prior, t: int, t_prev: int, eta: float) -> tuple[float, float]:
+    """(c_x0, var): the weight of x0hat in the step mean and the step's eta² beta_tilde, read off the
+    prior's own step (the mean is linear in x0hat at fixed x_t)."""
+    zero, one = torch.zeros(1, dtype=torch.float64), torch.ones(1, dtype=torch.float64)
+    mean, var = prior.step_mean_var(zero, t, t_prev, Prediction(zero, one), eta=eta)
+    return float(mean), float(var)

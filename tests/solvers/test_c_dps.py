@@ -102,14 +102,15 @@ def test_one_forward_no_vjp_and_metadata(gauss16):
 
 
 @pytest.mark.parametrize("params", [{"variant": "paper", "y_path": "coupled"}, {"variant": "paper", "y_path": "independent"},
-                                    {"variant": "corrected", "covariance": "scalar"}, {"variant": "corrected", "covariance": "full"}])
+                                    {"variant": "corrected", "covariance": "scalar"}, {"variant": "corrected", "covariance": "full"},
+                                    {"variant": "joint", "covariance": "full"}, {"variant": "joint", "covariance": "scalar"}])
 def test_seeds_and_batch_invariance(gauss16, params):
     op = _blur()
     ys = torch.cat([problem(gauss16, op, seed=s)[0] for s in range(4)])
     check_seeds_and_batch_invariance(make_solver("c-dps", gauss16, **params), op, ys)
 
 
-@pytest.mark.parametrize("variant", ["paper", "corrected"])
+@pytest.mark.parametrize("variant", ["paper", "corrected", "joint"])
 def test_super_resolution(variant):
     out = check_super_resolution(lambda prior: make_solver("c-dps", prior, variant=variant))
     assert out.vjp == 0 and out.metadata["solve"] == "closed-form"
@@ -132,6 +133,18 @@ def test_parameters_are_validated(gauss16):
     from inversa.errors import UserError
 
     for bad in ({"y_path": "x"}, {"var_floor": 0}, {"cg_iters": 0}, {"sigma_min": -1}, {"variant": "x"},
-                {"covariance": "x"}, {"sqrt_iters": 0}, {"cov_product": "x"}, {"delta": 0}):
+                {"covariance": "x"}, {"sqrt_iters": 0}, {"cov_product": "x"}, {"delta": 0},
+                {"variant": "joint", "y_path": "independent"}):
         with pytest.raises(UserError):
             CDPS(gauss16, **bad)
+
+
+def test_joint_step_is_the_ca_dps_posterior_draw(gauss16):
+    """Conditioning x_{t-1} on the coupled y_{t-1} with the joint covariance is conditioning on y itself (given x_t,
+    y_{t-1} is an invertible affine map of y): the joint step is CA-DPS's posterior draw, draw for draw."""
+    op = _blur()
+    ys = torch.cat([problem(gauss16, op, seed=s)[0] for s in range(3)])
+    kw = dict(clip_x0=False, cg_iters=3, sqrt_iters=4)
+    joint = CDPS(gauss16, variant="joint", covariance="full", **kw)(ys, op, generator=gens([0, 1, 2]), num_steps=10, progress=False)
+    ca = make_solver("ca-dps", gauss16, **kw)(ys, op, generator=gens([0, 1, 2]), num_steps=10, progress=False)
+    assert torch.allclose(joint.x, ca.x, atol=1e-10) and joint.nfe == ca.nfe and joint.vjp == ca.vjp == 0
