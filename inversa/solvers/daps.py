@@ -36,7 +36,7 @@ its noise would.
 
 Arguments: `ode_steps`, `langevin_steps`, `lr` (None: the task's), `lr_min_ratio`, `tau` (τ, model
 scale; None: the measurement's own noise std, the exact likelihood), `anneal_sigma_max` and
-`anneal_sigma_min` (σ_max, σ_min), `rho` (ρ); the loop's `clip_x0` (default False: the official
+`anneal_sigma_min` (σ_max, σ_min), `rho` (ρ), `x0_step` ("langevin" | "gaussian"), `cg_iters`, `sqrt_iters` (the gaussian step); the loop's `clip_x0` (default False: the official
 denoiser is not clipped) and `start`. The loop's `sampler`/`eta` do not apply (own step; a
 "ddpm"/"ddim" sent by a generic front end is recorded as `sampler_ignored`). Cost: `ode_steps` network
 calls per level, no VJP (the likelihood gradient A^T (A x0 - y) uses the operator's exact adjoint).
@@ -59,6 +59,13 @@ latent-diffusion variant are not included.
 p(x0 | x_i) ≈ N(x0hat, σ_i² I) is the method's approximation, not an identity: on correlated Gaussian
 priors DAPS is not an exact posterior sampler even with converged Langevin steps and τ = σ_y;
 tests/solvers/test_daps.py and docs/posterior.md measure by how much and say why.
+
+x0_step="gaussian" ([inferred], not the paper's): steps 1-2 replaced by an exact draw from
+N(x0; x0hat, S) N(y; A x0, τ² I) with the Tweedie mean x0hat and covariance S = Cov[x0 | x_t] of the level
+(matrix-free, `covariance.conditional_x0`: `sqrt_iters` Lanczos and up to `cg_iters` CG products, one forward
+each, besides the level's own). With τ = the measurement's noise (tau=None) each level then draws from
+p(x0 | x_i, y) exactly on Gaussian priors, so the annealing is exact there (what the paper's step misses is
+its isotropic σ_i² I); the ODE and Langevin arguments do not apply.
 """
 
 from __future__ import annotations
@@ -69,8 +76,9 @@ from itertools import pairwise
 
 import torch
 
-from inversa.errors import UserError
+from inversa.errors import UserError, check_choice, check_positive_int
 from inversa.solvers.base import Context, Solver, StepState, randn
+from inversa.solvers.covariance import TweedieCovariance, conditional_x0
 from inversa.solvers.ddrm import own_step_sampler
 from inversa.solvers.registry import register
 
@@ -78,6 +86,7 @@ from inversa.solvers.registry import register
 DEFAULT_LRS = {"super_resolution": 1e-4, "blur": 1e-4, "inpainting": 5e-5, "identity": 1e-4}
 DEFAULT_LR = 1e-4
 ODE_SIGMA_MIN = 0.01  # configs/sampler/edm_daps.yaml diffusion_scheduler_config.sigma_min
+X0_STEPS = ("langevin", "gaussian")
 
 
 def edm_levels(sigma_max: float, sigma_min: float, rho: float, count: int) -> list[float]:
@@ -106,7 +115,8 @@ class DAPS(Solver):
 
     def __init__(self, prior, *, ode_steps: int = 5, langevin_steps: int = 100, lr: float | None = None,
                  lr_min_ratio: float = 0.01, tau: float | None = 0.01, anneal_sigma_max: float = 100.0,
-                 anneal_sigma_min: float = 0.1, rho: float = 7.0, clip_x0: bool = False, **kwargs):
+                 anneal_sigma_min: float = 0.1, rho: float = 7.0, x0_step: str = "langevin", cg_iters: int = 30,
+                 sqrt_iters: int = 4, clip_x0: bool = False, **kwargs):
         self.requested_sampler = own_step_sampler(kwargs.pop("sampler", None), "DAPS")
         if "eta" in kwargs:
             raise UserError("DAPS has its own step; eta cannot be set")
@@ -127,6 +137,10 @@ class DAPS(Solver):
                             f"got {anneal_sigma_min}")
         if not _positive(rho):
             raise UserError(f"rho must be a positive number (the EDM schedule's exponent, 7), got {rho!r}")
+        check_choice("x0_step", x0_step, X0_STEPS)
+        check_positive_int("cg_iters", cg_iters)
+        check_positive_int("sqrt_iters", sqrt_iters)
+        self.x0_step, self.cg_iters, self.sqrt_iters = x0_step, cg_iters, sqrt_iters
         self.ode_steps, self.langevin_steps = ode_steps, langevin_steps
         self.lr, self.lr_min_ratio = lr, float(lr_min_ratio)
         self.tau = None if tau is None else float(tau)
@@ -174,14 +188,14 @@ class DAPS(Solver):
             ctx.tau = float(problem.sigma)
         else:
             ctx.tau = self.tau
-        if ctx.lr / ctx.tau**2 >= 2:
+        if self.x0_step == "langevin" and ctx.lr / ctx.tau**2 >= 2:
             raise UserError(f"lr={ctx.lr:g} with tau={ctx.tau:g}: lr / tau² = {ctx.lr / ctx.tau**2:.3g} must be "
                             "below 2 (the Langevin step diverges on the observed pixels); lower lr or raise tau")
         return ctx
 
     def run_metadata(self, ctx):
-        return {**super().run_metadata(ctx), "lr_used": ctx.lr, "tau_used": ctx.tau,
-                "sampler_ignored": self.requested_sampler}
+        out = {**super().run_metadata(ctx), "lr_used": ctx.lr, "tau_used": ctx.tau, "sampler_ignored": self.requested_sampler}
+        return {**out, **ctx.cg.as_dict()} if self.x0_step == "gaussian" else out
 
     # --- the step ----------------------------------------------------------------------------
     def ode(self, s: StepState) -> torch.Tensor:
@@ -211,8 +225,20 @@ class DAPS(Solver):
             x = x + lr * grad + (2 * lr) ** 0.5 * z
         return x
 
+    def gaussian_x0(self, s: StepState) -> torch.Tensor:
+        """x0 ~ N(x0hat, S) N(y; A x0, τ² I) normalised: the Tweedie mean and covariance at (x_t, t) (S matrix-free,
+        one forward per product) and a Matheron draw (`covariance.conditional_x0`): `sqrt_iters` Lanczos and up to
+        `cg_iters` CG products."""
+        p, x0 = s.problem, s.pred.x0hat.detach()
+        cov = TweedieCovariance(self.prior, s.x_t, s.t, s.pred.eps)
+        noise = (randn(x0.shape, p.generators, device=x0.device, dtype=x0.dtype),
+                 randn(p.y.shape, p.generators, device=x0.device, dtype=x0.dtype))
+        u, e = conditional_x0(cov, p.operator, p.y, x0, s.ctx.tau**2, noise=noise, sqrt_iters=self.sqrt_iters,
+                              cg_iters=self.cg_iters, log=s.ctx.cg)
+        return x0 + e + cov(p.operator.A_adjoint(u))
+
     def step(self, s: StepState) -> torch.Tensor:
-        x0 = self.langevin(self.ode(s), s)
+        x0 = self.gaussian_x0(s) if self.x0_step == "gaussian" else self.langevin(self.ode(s), s)
         if s.last:
             return x0
         a = self.prior.abar(s.t_prev)
