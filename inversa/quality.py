@@ -61,6 +61,19 @@ PRESETS: dict[str, dict[str, Setting]] = {
 }
 
 
+# Latent models (a UNet over autoencoder latents, `prior.kind == "latent"`): the pixel presets' solvers refuse
+# them, so `restore()` takes these instead, the same for every task. LC-DPS, because on the linear-autoencoder
+# oracle it samples the exact posterior (mean error <= 0.008, variance ratios 0.92-1.10 at 25 steps) where
+# latent DPS and PSLD are over-concentrated (ratios 0.03-0.42 on inpainting) or biased (blur mean 0.10 off);
+# tests/solvers/test_latent_oracle.py, docs/methods.md "LC-DPS". Step counts only: no latent model is
+# bundled, so no time per photo has been measured (`seconds` stays 0: not shown).
+LATENT_PRESETS: dict[str, Setting] = {
+    "fast": Setting("lc-dps", 25),
+    "balanced": Setting("lc-dps", 50),
+    "best": Setting("lc-dps", 100),
+}
+
+
 def check_quality(quality) -> str:
     """`quality` lower-cased, or one UserError line naming it and the accepted values."""
     q = str(quality).strip().lower()
@@ -69,13 +82,14 @@ def check_quality(quality) -> str:
     return q
 
 
-def setting(quality: str, task: str) -> Setting:
-    """The preset `quality` for `task` (a restoration task or a benchmark preset's name)."""
+def setting(quality: str, task: str, kind: str = "pixel") -> Setting:
+    """The preset `quality` for `task` (a restoration task or a benchmark preset's name), for a prior of
+    `kind` ("pixel", or "latent": `LATENT_PRESETS`)."""
     q = check_quality(quality)
     t = TASK_OF_PRESET.get(task, task)
     if t not in PRESETS[q]:
         raise UserError(f"unknown task {task!r}; accepted: {', '.join(PRESETS[q])} (or a preset: {', '.join(TASK_OF_PRESET)})")
-    return PRESETS[q][t]
+    return LATENT_PRESETS[q] if kind == "latent" else PRESETS[q][t]
 
 
 def seconds_range(quality: str) -> str:
@@ -91,4 +105,6 @@ def quality_help() -> str:
     for q in QUALITIES:
         tasks = "; ".join(f"{t}: {s.describe()}" for t, s in PRESETS[q].items())
         lines.append(f"{q} (about {seconds_range(q)} per 256² photo on 2 CPU cores) — {tasks}")
+    lines.append("latent models (a UNet over autoencoder latents), every task — "
+                 + "; ".join(f"{q}: {s.describe()}" for q, s in LATENT_PRESETS.items()))
     return "\n".join(lines)

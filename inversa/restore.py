@@ -91,7 +91,9 @@ def restore(image, *, task: str | None = None, preset: str | None = None, simula
 
     Which solver: with `solver=None` the `quality` preset ("fast", "balanced", "best";
     `inversa.quality`) gives the solver, its steps and parameters for the task; `steps` and
-    `solver_params` given here override the preset's. A named `solver` runs with `steps` (default 50)
+    `solver_params` given here override the preset's. A latent model (`model`/`prior` a `LatentPrior`,
+    or a folder that loads as one) takes `inversa.quality.LATENT_PRESETS` (LC-DPS) instead, and a named
+    pixel-space solver is refused in one line naming the latent ones (and the other way round). A named `solver` runs with `steps` (default 50)
     and its own defaults. `samples=k` restores k samples as one batch (seeds seed .. seed+k-1; the
     first is the one-sample result) and returns their mean, an estimate of the posterior mean:
     higher PSNR, smoother than one sample. `keep_observed=True` (inpainting with sigma 0 only) puts
@@ -100,12 +102,15 @@ def restore(image, *, task: str | None = None, preset: str | None = None, simula
     from inversa.device import resolve_device
     from inversa.params import check_solver_params
     from inversa.pretrained import load_prior
-    from inversa.solvers import make_solver
+    from inversa.solvers import SOLVERS, make_solver
+    from inversa.solvers.registry import solver_key
 
     _check_settings(task, preset, sigma, steps, factor, max_size, blur_std, seed)
     _check_output_options(samples, keep_observed, task, preset, sigma)
     dev = resolve_device(device)
-    solver, steps, solver_params, chosen = _choose(quality, task or preset, solver, steps, solver_params)
+    asked = (steps, dict(solver_params or {}))  # the caller's own, before a preset fills them in
+    solver, steps, solver_params, chosen = _choose(quality, task or preset, solver, steps, solver_params,
+                                                   kind=_kind(prior if prior is not None else model))
     solver_params = check_solver_params(solver, solver_params)  # unknown names/values before any loading
     progress = progress_enabled(progress)
     simulate = simulate or preset is not None
@@ -121,6 +126,10 @@ def restore(image, *, task: str | None = None, preset: str | None = None, simula
     if solver.lower() != "naive":
         if prior is None:
             prior = load_prior(model, device=dev, **(prior_options or {}))
+        if chosen is not None and _kind(prior) == "latent" and not getattr(SOLVERS[solver_key(solver)], "latent", False):
+            # known only once a folder or hub id is loaded: the latent preset replaces the pixel one
+            solver, steps, solver_params, chosen = _choose(quality, task or preset, None, *asked, kind="latent")
+            solver_params = check_solver_params(solver, solver_params)
         if "sampler" not in solver_params and type(prior.scheduler).__name__ == "DDIMScheduler":
             solver_params = {**solver_params, "sampler": "ddim"}  # the scheduler's own sampler
             messages.append("the prior's scheduler is a DDIMScheduler: sampling with DDIM steps (solver_params "
@@ -159,16 +168,23 @@ def restore(image, *, task: str | None = None, preset: str | None = None, simula
     return result
 
 
-def _choose(quality, task, solver, steps, solver_params):
+def _kind(prior) -> str:
+    """"latent" for a latent prior (a UNet over autoencoder latents), else "pixel" (also for names and folders,
+    which say their kind only once loaded)."""
+    return "latent" if getattr(prior, "kind", None) == "latent" else "pixel"
+
+
+def _choose(quality, task, solver, steps, solver_params, kind: str = "pixel"):
     """(solver, steps, params, quality preset used or None): the `quality` preset's choice for the
-    task unless a solver is named; steps and params given by the caller win over the preset's."""
+    task and the prior's kind (`inversa.quality.LATENT_PRESETS` for latent priors) unless a solver is
+    named; steps and params given by the caller win over the preset's."""
     from inversa.quality import check_quality, setting
 
     quality = check_quality(quality)
     params = dict(solver_params or {})
     if solver is not None:
         return str(solver), steps or 50, params, None
-    s = setting(quality, task)
+    s = setting(quality, task, kind)
     return s.solver, steps or s.steps, {**s.params, **params}, quality
 
 

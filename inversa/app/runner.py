@@ -184,6 +184,45 @@ class ModelCache:
         # runs report their own counts.
         return copy.copy(self._models[name])
 
+    def kind(self, name: str) -> str | None:
+        """The kind of a model ("latent" or "pixel") if it is loaded or a local folder says it; None when only
+        loading would tell (a hub id not loaded yet)."""
+        loaded = self._models.get(name)
+        if loaded is not None:
+            return "latent" if getattr(loaded, "kind", None) == "latent" else "pixel"
+        return model_kind(name)
+
+
+# A latent pipeline folder (LDMPipeline, StableDiffusionPipeline layouts) holds its autoencoder in one of these.
+AUTOENCODER_FOLDERS = ("vqvae", "vae")
+
+
+def model_kind(name) -> str | None:
+    """"latent" for a local folder holding an autoencoder subfolder (`vqvae/` or `vae/` with a config.json),
+    "pixel" for another existing folder or a bundled name, None for what only loading can tell (hub ids),
+    without loading anything."""
+    from inversa.pretrained import registry
+
+    text = str(name or registry.DEFAULT_MODEL)
+    entry = registry.find(text)
+    if entry is not None and entry.kind in ("bundled", "adm"):
+        return "pixel"
+    path = Path(text).expanduser()
+    if not path.is_dir():
+        return None
+    return "latent" if any((path / sub / "config.json").is_file() for sub in AUTOENCODER_FOLDERS) else "pixel"
+
+
+def solvers_for(kind: str | None) -> list[str]:
+    """The registered solvers that run on a prior of `kind` (all of them when the kind is not known yet): latent
+    solvers for "latent", the others for "pixel"; the naive inverse (no prior) fits both."""
+    from inversa.solvers import SOLVERS
+
+    if kind is None:
+        return list(SOLVERS)
+    return [k for k, v in SOLVERS.items()
+            if not getattr(v, "needs_prior", True) or bool(getattr(v, "latent", False)) == (kind == "latent")]
+
 
 # --- method parameters -----------------------------------------------------------------------------
 def solver_signature(name: str) -> dict[str, Param]:
@@ -331,13 +370,14 @@ def method_cost(name: str) -> str:
 AUTO = "auto"  # the method dropdown's "recommended for the quality preset" entry
 
 
-def resolve_solver(solver: str, quality: str, mode: str, task: str, preset: str) -> str:
-    """The solver a run uses: the named one, or for AUTO the quality preset's for the task."""
+def resolve_solver(solver: str, quality: str, mode: str, task: str, preset: str, kind: str | None = "pixel") -> str:
+    """The solver a run uses: the named one, or for AUTO the quality preset's for the task and the model's
+    kind (`inversa.quality.LATENT_PRESETS` for latent models)."""
     from inversa.quality import setting
 
     if solver != AUTO:
         return solver
-    return setting(quality, preset if mode == "simulate" else task).solver
+    return setting(quality, preset if mode == "simulate" else task, kind or "pixel").solver
 
 
 def quality_guide() -> str:
@@ -565,7 +605,11 @@ def run_stream(kwargs: dict, prior, cancel: threading.Event, *, previews: int = 
         shown = None
         if i < n and i % max(1, n // previews) == 0:
             est = state.pred.x0hat if state.pred is not None and state.pred.x0hat is not None else x_prev
-            shown = ((est[:1].detach().float() + 1) / 2).clamp(0, 1).cpu()
+            est = est[:1].detach()
+            if getattr(prior, "kind", None) == "latent":  # a latent estimate: shown decoded
+                with torch.no_grad():
+                    est = prior.decode(est)
+            shown = ((est.float() + 1) / 2).clamp(0, 1).cpu()
         q.put(("step", i, n, shown))
 
     def work():

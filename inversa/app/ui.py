@@ -24,7 +24,7 @@ from inversa.app.runner import (AUTO, MAX_SIDE_LABEL, NOISE_LABEL, TRANSPARENT_N
                                 check_image_file, estimate_photo_noise, load_mask_for,
                                 method_guide, method_label, open_upright, params_help, parse_params, photo_facts,
                                 plan_sizes, quality_guide, resolve_solver, restore_kwargs, run_stream,
-                                solver_signature, worse_than_naive)
+                                solver_signature, solvers_for, worse_than_naive)
 from inversa.errors import UserError
 
 MODES = [("My photo is damaged", "damaged"), ("Simulate a degradation (see PSNR/SSIM)", "simulate")]
@@ -182,7 +182,7 @@ class _App:
         skip = gr.skip()
         try:
             try:
-                used = resolve_solver(solver, quality, mode, task, preset)
+                used = resolve_solver(solver, quality, mode, task, preset, self.models.kind(model or self.default_model))
                 kw, notes = restore_kwargs(photo=photo, mode=mode, task=task, editor=editor, mask_file=mask_file,
                                            kernel_type=kernel_type, kernel_size=kernel_size, blur_std=blur_std,
                                            motion_intensity=motion_intensity, kernel_file=kernel_file, factor=factor,
@@ -218,7 +218,8 @@ class _App:
                 message = f"restoration failed: {type(exc).__name__}: {first_line}"
                 yield None, skip, skip, f"**Not restored:** {message}", off, off
                 raise gr.Error(message) from None  # (logged with its traceback: not the user's mistake)
-            yield self._outputs(result, used, time.perf_counter() - t0)
+            yield self._outputs(result, result.metadata.get("solver") or used, time.perf_counter() - t0)  # a latent
+            # model's preset is known once it is loaded
         finally:
             cancel.set()  # also stops the worker when the page cancels or disconnects
             if self._cancels.get(key) is cancel:
@@ -256,6 +257,22 @@ class _App:
         lines += [f"\n_{msg}_" for msg in r.messages]
         # Plain paths (not component updates) so API clients get files; a follow-up event enables the buttons.
         return after, (before, after), comparison, "\n".join(lines), str(restored_path), str(comparison_path)
+
+
+def method_order(names: list[str]) -> list[str]:
+    """The method list's order: DPS first (then latent DPS), the naive baseline last, the rest by name."""
+    return sorted(names, key=lambda s: (s == "naive", s not in ("dps", "latent-dps"), s))
+
+
+def method_choices(names: list[str]) -> list[tuple[str, str]]:
+    return [("Recommended for the quality", AUTO)] + [(f"{method_label(s)} ({s})", s) for s in names]
+
+
+def method_dropdown(kind: str | None, current: str) -> gr.Dropdown:
+    """The Method list for a model of `kind` (every solver while the kind is unknown): the current choice
+    kept when it fits, else the Recommended entry."""
+    names = method_order(solvers_for(kind))
+    return gr.Dropdown(choices=method_choices(names), value=current if current in names else AUTO)
 
 
 def _solver_help(name: str) -> str:
@@ -319,13 +336,12 @@ def build_app(default_model=None, *, device: str | None = None, default_steps: i
     from inversa.operators import PRESETS
     from inversa.pretrained import registry
     from inversa.quality import DEFAULT_QUALITY, QUALITIES, seconds_range
-    from inversa.solvers import SOLVERS
 
     app = _App(default_model=default_model, device=device, default_steps=default_steps, max_side=max_side,
                max_pixels=max_pixels)
     models = [m.name for m in registry.restoration_models()]
     models = models if app.default_model in models else [app.default_model] + models
-    solvers = [AUTO] + sorted(SOLVERS, key=lambda s: (s == "naive", s != "dps", s))  # dps first, the baseline last
+    solvers = [AUTO] + method_order(solvers_for(app.models.kind(app.default_model)))  # those that fit the model
 
     with gr.Blocks(title="inversa: restore a photo", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         demo.inversa = app  # for tests and embedding
@@ -382,9 +398,7 @@ def build_app(default_model=None, *, device: str | None = None, default_steps: i
                 quality = gr.Radio([(f"{q.capitalize()} (~{seconds_range(q)} at 256²)", q) for q in QUALITIES],
                                    value=DEFAULT_QUALITY, label="Quality", elem_id="quality",
                                    info="picks the method, steps and warm start for the task (Recommended method)")
-                solver = gr.Dropdown([("Recommended for the quality", AUTO)]
-                                     + [(f"{method_label(s)} ({s})", s) for s in solvers[1:]], value=AUTO,
-                                     label="Method", elem_id="solver")
+                solver = gr.Dropdown(method_choices(solvers[1:]), value=AUTO, label="Method", elem_id="solver")
                 solver_help = gr.Markdown(_solver_help(AUTO), elem_id="solver-help")
                 steps = gr.Slider(0, 1000, value=default_steps or 0, step=1, label="Sampling steps", elem_id="steps",
                                   info="0 = the quality preset's (50 for a chosen method); more is slower and usually "
@@ -455,6 +469,8 @@ def build_app(default_model=None, *, device: str | None = None, default_steps: i
                            kernel_type, [kernel_size, blur_std, motion_intensity, kernel_file], **private)
         solver.change(lambda s: (_solver_help(s), *_advanced(s)), solver, [solver_help, scale, start, sampler, params_md],
                       **private)
+        model.change(lambda m, s: method_dropdown(app.models.kind(m or app.default_model), s), [model, solver], solver,
+                     trigger_mode="always_last", **private)
         degrade = dict(fn=app.degrade, inputs=[photo, mode, preset, seed, noise_to_add, max_side_in], outputs=degraded,
                        **private)
         checked.success(**degrade)  # after the check: a bad upload gets one clear error, not two

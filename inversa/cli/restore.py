@@ -29,8 +29,8 @@ def register(sub, common) -> None:
     p.add_argument("--quality", default="balanced",
                    help="which solver, steps and warm start to use for the task when --solver is not given "
                    "(default balanced): " + " | ".join(quality_help().splitlines()))
-    p.add_argument("--solver", help="one of {solvers} (default: the --quality preset's for the task); "
-                   "`inversa solvers` lists their parameters")
+    p.add_argument("--solver", help="one of {solvers} (default: the --quality preset's for the task; lc-dps for a "
+                   "latent model, which runs only latent-dps, psld, lc-dps); `inversa solvers` lists their parameters")
     p.add_argument("--steps", type=int, help="sampling steps (default: the --quality preset's; 50 with --solver)")
     p.add_argument("--samples", type=int, default=1,
                    help="restore K samples as one batch and write their mean (the posterior mean's estimate: higher "

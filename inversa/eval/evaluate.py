@@ -130,6 +130,20 @@ def _check_names(cfg: EvalConfig) -> None:
         raise UserError(f"solver_params given for {', '.join(unused)}, which is not among --solvers")
 
 
+def _check_kind(cfg: EvalConfig, prior) -> None:
+    """Solvers that do not fit the model's kind (pixel-space solvers on a latent model, latent solvers on a
+    pixel-space one) refused up front, in one line naming those that fit."""
+    from inversa.solvers import SOLVERS
+
+    latent = getattr(prior, "kind", None) == "latent"
+    wrong = [s for s in cfg.solvers if s != NAIVE and bool(getattr(SOLVERS[s], "latent", False)) != latent]
+    if wrong:
+        fit = [k for k, v in SOLVERS.items() if getattr(v, "needs_prior", True) and bool(getattr(v, "latent", False)) == latent]
+        what = "a latent model (a UNet over autoencoder latents)" if latent else "a pixel-space model"
+        raise UserError(f"model {cfg.model or prior.name!r} is {what} and --solvers {', '.join(wrong)} "
+                        f"{'does' if len(wrong) == 1 else 'do'} not run on it; accepted: {', '.join(fit + [NAIVE])}")
+
+
 def _shard(num: int | None, index: int | None, device: str | None):
     """(shard index, shard count, accelerate state): explicit shards, else accelerate's processes."""
     from accelerate import PartialState
@@ -200,10 +214,12 @@ def _device_name(device: torch.device) -> str:
 
 
 def model_info(prior) -> dict:
-    """Name, source and a SHA-256 of the weights (over the state dict, independent of file format)."""
+    """Name, source and a SHA-256 of the weights (over the state dict, independent of file format; a latent
+    model's covers its autoencoder too)."""
     from inversa.pretrained.safe_load import state_dict_sha256
 
-    return {"name": prior.name, "source": prior.source, "sha256": state_dict_sha256(prior.model.state_dict()).hexdigest()}
+    weights = prior.state_dict() if getattr(prior, "kind", None) == "latent" else prior.model.state_dict()  # + autoencoder
+    return {"name": prior.name, "source": prior.source, "sha256": state_dict_sha256(weights).hexdigest()}
 
 
 def _picture(y: torch.Tensor, operator) -> torch.Tensor:
@@ -329,6 +345,7 @@ def run_eval(config: EvalConfig | dict, *, progress: bool = True, callback=None,
         from inversa.pretrained import load_prior
 
         prior = load_prior(cfg.model, device=device)
+        _check_kind(cfg, prior)
     size = cfg.size  # None: images at their own size (convolutional priors take any multiple of their stride)
     _check_tasks(cfg, paths, size)
     minfo = model_info(prior) if prior is not None else None

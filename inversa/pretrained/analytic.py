@@ -214,3 +214,69 @@ def exact_x0_cov(prior_model: GaussianEpsModel, abar: float) -> torch.Tensor:
 def exact_x0_cov_diag(prior_model: GaussianEpsModel, abar: float) -> torch.Tensor:
     """diag Cov[x0 | x_t] at noise level abar, shaped like the image."""
     return exact_x0_cov(prior_model, abar).diagonal().reshape(prior_model.shape)
+
+
+# --- the linear-autoencoder oracle (latent priors) ------------------------------------------------------
+class LinearAutoencoder(torch.nn.Module):
+    """A fixed linear autoencoder: decode(z) = W z + b (latents (k, h, w) -> pixels (C, H, W), flattened in
+    between), encode(x) = W^+ (x - b), W^+ the pseudo-inverse (so encode(decode(z)) = z when W has full
+    column rank). Plain tensors in and out, the calls `LatentPrior` makes of an autoencoder."""
+
+    def __init__(self, W: torch.Tensor, b: torch.Tensor | None, latent_shape, image_shape):
+        super().__init__()
+        W = torch.as_tensor(W, dtype=torch.float64)
+        n, k = math.prod(image_shape), math.prod(latent_shape)
+        if W.shape != (n, k):
+            raise ValueError(f"W must be {n} x {k} (pixels x latents), got {tuple(W.shape)}")
+        self.register_buffer("W", W)
+        self.register_buffer("W_pinv", torch.linalg.pinv(W))
+        self.register_buffer("b", torch.zeros(n, dtype=torch.float64) if b is None else torch.as_tensor(b, dtype=torch.float64).reshape(n))
+        self.latent_shape, self.image_shape = tuple(latent_shape), tuple(image_shape)
+        self.config = SimpleNamespace(in_channels=image_shape[0], latent_channels=latent_shape[0], scaling_factor=1.0)
+        self._dtype_anchor = torch.nn.Parameter(torch.zeros((), dtype=torch.float64), requires_grad=False)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        x = z.flatten(1) @ self.W.to(z).T + self.b.to(z)
+        return x.reshape(z.shape[0], *self.image_shape)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        z = (x.flatten(1) - self.b.to(x)) @ self.W_pinv.to(x).T
+        return z.reshape(x.shape[0], *self.latent_shape)
+
+
+def linear_latent_prior(mean, cov, W, b=None, *, image_shape, downscale: int, num_train_timesteps: int = 1000,
+                        dtype=torch.float64):
+    """A `LatentPrior` whose latent prior is N(mean, cov) with its exact eps-network (`GaussianEpsModel`) and
+    whose autoencoder is `LinearAutoencoder(W, b)`: x = W z + b is then Gaussian, and so is its posterior
+    given y = A x + n (`linear_latent_posterior`). `downscale`: image side / latent side."""
+    from inversa.pretrained.latent import LatentPrior
+
+    mean = torch.as_tensor(mean, dtype=torch.float64)
+    sched = _schedule(num_train_timesteps)
+    model = GaussianEpsModel(mean, None, sched.alphas_cumprod, cov=cov).to(dtype)
+    ae = LinearAutoencoder(W, b, mean.shape, image_shape).to(dtype)
+    return LatentPrior(model, sched, ae, downscale=downscale, name="linear-latent-gaussian")
+
+
+@dataclass
+class LatentPosterior:
+    """The exact posterior of the linear-autoencoder oracle: latent z | y ~ N(z_mean, z_cov) and pixel
+    x = W z + b | y ~ N(x_mean, x_cov) (flattened, model scale; x_cov has rank <= the latent dimension)."""
+
+    z_mean: torch.Tensor
+    z_cov: torch.Tensor
+    x_mean: torch.Tensor
+    x_cov: torch.Tensor
+
+
+def linear_latent_posterior(prior, operator, y_model: torch.Tensor, sigma_model: float) -> LatentPosterior:
+    """p(z | y) and p(x | y) for `linear_latent_prior` given y_model = A x + n, n ~ N(0, sigma_model² I)
+    (batch of one), derived in latent space: y_model - A b = (A W) z + n, a linear-Gaussian observation of
+    z ~ N(m, Σ); then x = W z + b."""
+    ae, model = prior.autoencoder, prior.model
+    A = dense_matrix(operator.A, ae.image_shape)
+    W, b = ae.W.double(), ae.b.double()
+    y = y_model.reshape(-1).to(torch.float64) - A @ b
+    z_mean, z_cov, _ = _gaussian_conditional(model.mean.reshape(-1).double(), model.cov.double(), A @ W, y, sigma_model)
+    x_cov = W @ z_cov @ W.T
+    return LatentPosterior(z_mean, z_cov, W @ z_mean + b, (x_cov + x_cov.T) / 2)

@@ -158,6 +158,7 @@ class Solver:
     paper_steps: int | None = None  # the step count the method's paper or official code runs (None: none published)
     needs_grad = False
     needs_svd = False  # the operator's closed-form SVD: refused in `prepare` (and up front by the evaluator)
+    latent = False  # True: runs on a latent prior's latents (solvers/latent.py); each kind refuses the other's priors
     variant: str | None = None
     context = Context
 
@@ -169,10 +170,26 @@ class Solver:
             raise UserError(f"eta must be in [0, 1], got {eta}")
         if not 0 < start <= 1:
             raise UserError(f"start must be a fraction in (0, 1] of the diffusion, got {start}")
+        self.check_prior_kind(prior)
         self.prior = prior
         self.sampler, self.eta, self.clip_x0 = sampler, (1.0 if sampler == "ddpm" else float(eta)), clip_x0
         self.start = float(start)
         self.terms = tuple(terms)
+
+    def check_prior_kind(self, prior) -> None:
+        """One UserError when the prior's space does not fit the solver: pixel-space solvers refuse a latent
+        prior (`prior.kind == "latent"`) and latent solvers (`latent = True`) a pixel-space one, naming the
+        solvers that fit."""
+        if prior is None or (getattr(prior, "kind", "pixel") == "latent") == self.latent:
+            return
+        from inversa.solvers.registry import SOLVERS
+
+        fit = [k for k, v in SOLVERS.items() if getattr(v, "latent", False) != self.latent and getattr(v, "needs_prior", True)]
+        if self.latent:
+            raise UserError(f"solver {self.name} works in the latent space of an autoencoder and model {prior.name} is a "
+                            f"pixel-space prior; solvers for it: {', '.join(fit)}")
+        raise UserError(f"solver {self.name} works in pixel space and model {prior.name} is a latent model (a UNet over "
+                        f"autoencoder latents); latent solvers: {', '.join(fit)}")
 
     @property
     def requires_grad(self) -> bool:
