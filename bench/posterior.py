@@ -9,8 +9,9 @@ block inpainting, a 3x3 Gaussian blur and SR x2 (sigma 0.025 in [0, 1] units), x
 Per setting: the floor (two exact sample sets) and the prior alone, then each solver with its defaults
 at each step count: sliced W2 to exact posterior samples (all / observed / unobserved coordinates),
 the worst posterior-mean error and the variance-ratio range on each split, network forwards and VJPs
-per step, wall seconds; the earlier forms (DPS's uncapped step, C-DPS paper, CA-DPS diagonal) run beside
-the defaults. --cg-curve adds CA-DPS at k = 1, 2, 4, 8 CG iterations (at --curve-steps) (its cost per step is
+per step, wall seconds; other forms run beside the defaults: the earlier ones (DPS's uncapped step, C-DPS
+paper, CA-DPS diagonal) and those exact on Gaussians (C-DPS joint with the full covariance, DAPS's Gaussian
+x0 step). --cg-curve adds CA-DPS at k = 1, 2, 4, 8 CG iterations (at --curve-steps) (its cost per step is
 1 + sqrt_iters + k + 1 forwards with the posterior step variance, k + 2 without). The closing lines
 check the full-covariance issue's targets on the mixture (100 steps against DPS at 1000).
 Run with OMP_NUM_THREADS=1 on a shared machine; the full default run takes a while on 2 cores.
@@ -28,7 +29,7 @@ import torch
 
 from inversa.errors import UserError
 from inversa.eval.posterior import PRIORS, baselines, make_setting, run_solver
-from inversa.solvers.registry import SOLVERS, make_solver
+from inversa.solvers.registry import SOLVERS, make_solver, solver_names
 
 ALL_SETTINGS = [f"{p}-{o}" for p in PRIORS for o in ("inpaint", "blur", "sr2")]
 
@@ -51,14 +52,16 @@ HEADER = (f"  {'solver @ steps':<34} {'SW2':>6} {'SW2obs':>7} {'SW2unobs':>8}  {
           f"  {'varRatioObs':>12} {'varRatioUnobs':>12}  {'fwd/vjp':>9} {'sec':>6}")
 
 
-# The earlier forms beside the defaults: DPS's uncapped T/N step, C-DPS's paper variant, CA-DPS's diagonal.
-EARLIER = {"dps": {"step_rule": "stride"}, "c-dps": {"variant": "paper"}, "ca-dps": {"covariance": "diagonal"}}
+# Other forms beside the defaults: the earlier ones (DPS's uncapped T/N step, C-DPS's paper variant, CA-DPS's
+# diagonal) and the forms exact on Gaussian priors (C-DPS's joint step, DAPS's Gaussian x0 step).
+OTHER_FORMS = {"dps": [{"step_rule": "stride"}], "c-dps": [{"variant": "paper"}, {"variant": "joint", "covariance": "full"}],
+               "ca-dps": [{"covariance": "diagonal"}], "daps": [{"x0_step": "gaussian", "tau": None}]}
 
 
 def configs(solvers, steps, cg_curve, curve_steps):
-    """(solver, params, step counts): every solver at every step count, the earlier forms beside them, and
+    """(solver, params, step counts): every solver at every step count, its other forms beside it, and
     the CA-DPS CG curve at `curve_steps`."""
-    out = [(name, {}, steps) for name in solvers] + [(name, EARLIER[name], steps) for name in solvers if name in EARLIER]
+    out = [(name, {}, steps) for name in solvers] + [(name, p, steps) for name in solvers for p in OTHER_FORMS.get(name, [])]
     if cg_curve:
         out += [("ca-dps", {"cg_iters": k}, [curve_steps]) for k in (1, 2, 4, 8)]
     return out
@@ -69,7 +72,7 @@ def main(argv=None):
     ap.add_argument("--samples", type=int, default=2000)
     ap.add_argument("--steps", default="25,100,1000")
     ap.add_argument("--settings", default=",".join(ALL_SETTINGS))
-    ap.add_argument("--solvers", default=",".join(k for k in SOLVERS if k != "naive"))
+    ap.add_argument("--solvers", default=",".join(k for k in solver_names("pixel") if k != "naive"))
     ap.add_argument("--cg-curve", action="store_true")
     ap.add_argument("--curve-steps", type=int, default=100, help="step count of the CG curve")
     ap.add_argument("--json", default=None)

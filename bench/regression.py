@@ -37,12 +37,13 @@ def _photos() -> torch.Tensor:
 
 def solver_outputs() -> dict[str, torch.Tensor]:
     import inversa
+    from inversa.solvers.registry import solver_names
 
     torch.set_num_threads(1)
     prior = inversa.load_prior("inversa-photo-64")
     x = _photos()
     out = {}
-    names = [n for n in inversa.SOLVERS if n != "naive"] + [f"cmi-dps+{b}" for b in BASES_FOR_CMI]
+    names = [n for n in solver_names("pixel") if n != "naive"] + [f"cmi-dps+{b}" for b in BASES_FOR_CMI]
     for preset in inversa.PRESETS:
         op = inversa.make_preset(preset, SIZE, index=[0, 1], seed=0)
         y = op.measure(x, generator=[torch.Generator().manual_seed(10 + i) for i in range(2)])

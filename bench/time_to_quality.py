@@ -245,13 +245,13 @@ def plot(path: Path, by_task: dict) -> None:
 
 
 def main() -> int:
-    from inversa.solvers import SOLVERS
+    from inversa.solvers.registry import solver_names
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--limit", type=int, default=4)
     ap.add_argument("--tasks", default=",".join(TASKS))
-    ap.add_argument("--solvers", default=",".join(s for s in SOLVERS if s != "naive"))
+    ap.add_argument("--solvers", default=",".join(s for s in solver_names("pixel") if s != "naive"))
     ap.add_argument("--steps", default="5,10,25,50,100,250,1000")
     ap.add_argument("--starts", default="1,0.4,0.2")
     ap.add_argument("--batches", default="1,4")

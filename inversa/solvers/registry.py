@@ -51,6 +51,12 @@ class Composition:
         return solver
 
 
+def solver_names(kind: str = "pixel") -> list[str]:
+    """The registered names whose solvers run on priors of `kind`: "pixel" (compositions included) or
+    "latent" (a UNet over autoencoder latents: the solvers with `latent = True`)."""
+    return [k for k, v in SOLVERS.items() if getattr(v, "latent", False) == (kind == "latent")]
+
+
 def solver_key(name) -> str:
     """A solver name as the registry spells it (case and _ / - do not matter)."""
     return str(name).lower().replace("_", "-")

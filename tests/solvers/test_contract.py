@@ -19,10 +19,10 @@ from inversa import operators as ops
 from inversa.solvers.params import declared_params
 from inversa.pretrained import load_prior
 from inversa.solvers import SOLVERS, make_solver
-from inversa.solvers.registry import Composition
+from inversa.solvers.registry import Composition, solver_names
 
 STEPS = 3
-CASES = [(name, None) for name in SOLVERS] + [
+CASES = [(name, None) for name in solver_names("pixel")] + [
     ("cmi-dps", base) for entry in SOLVERS.values() if isinstance(entry, Composition) for base in entry.bases()
     if base != entry.default_base
 ]
