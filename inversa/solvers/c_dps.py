@@ -176,7 +176,7 @@ class CDPS(Solver):
         r2 = max(p.sigma, self.sigma_min) ** 2
         z, w = randn(x_t.shape, gens, device=dev, dtype=dt), randn(p.y.shape, gens, device=dev, dtype=dt)
         if self.covariance == "full":
-            u, e = conditional_x0(cov, op, p.y, x0, r2, noise=(z, w), sqrt_iters=self.sqrt_iters, cg_iters=self.cg_iters,
+            u, e = conditional_x0(cov, op, p.y - op.A(x0), r2, noise=(z, w), sqrt_iters=self.sqrt_iters, cg_iters=self.cg_iters,
                                   cg_tol=self.cg_tol, log=s.ctx.cg)
             shift = e + cov(op.A_adjoint(u))
         else:

@@ -184,7 +184,7 @@ class CADPS(DPS):
         noise = None
         if self.step_variance == "posterior":
             noise = (randn(x0.shape, gens, device=x0.device, dtype=x0.dtype), randn(p.y.shape, gens, device=x0.device, dtype=x0.dtype))
-        u, e = conditional_x0(cov, op, p.y, x0, max(p.sigma, self.sigma_min) ** 2, noise=noise, sqrt_iters=self.sqrt_iters,
+        u, e = conditional_x0(cov, op, p.y - op.A(x0), max(p.sigma, self.sigma_min) ** 2, noise=noise, sqrt_iters=self.sqrt_iters,
                               cg_iters=self.cg_iters, cg_tol=self.cg_tol, log=s.ctx.cg)
         if self.mean_shift == "covariance":
             shift = cov(op.A_adjoint(u))

@@ -69,16 +69,17 @@ class PriorScaleCovariance:
         return self.s * v
 
 
-def conditional_x0(cov, op, y: torch.Tensor, x0: torch.Tensor, r2: float, *, noise=None, sqrt_iters: int = 4,
+def conditional_x0(cov, op, residual: torch.Tensor, r2: float, *, noise=None, sqrt_iters: int = 4,
                    cg_iters: int = 2, cg_tol: float = 1e-4, log: CGLog | None = None):
-    """p(x0 | x_t) ≈ N(x0, S) (S = `cov`, matrix-free) conditioned on y = A x0 + n, n ~ N(0, r2 I): returns
-    (u, e) with u = (r2 I + A S A^T)^{-1} (y - A (x0 + e) - n) by `cg_iters` CG iterations (stopping on
-    non-positive curvature). With `noise = (z, w)` (standard normal draws, image- and measurement-shaped)
-    e = S^{1/2} z by `sqrt_iters` Lanczos iterations and n = sqrt(r2) w, so x0 + e + S A^T u is a draw
-    from the Gaussian posterior (Matheron's rule: mean x0 + S A^T (r2 I + A S A^T)^{-1} (y - A x0), covariance
-    S - S A^T (r2 I + A S A^T)^{-1} A S); without, e = 0, n = 0 and x0 + S A^T u is that mean. Forwards:
+    """p(x0 | x_t) ≈ N(x0hat, S) (S = `cov`, matrix-free) conditioned on y = A x0 + n, n ~ N(0, r2 I), given
+    `residual` = y - A x0hat: returns (u, e) with u = (r2 I + A S A^T)^{-1} (residual - A e - n) by `cg_iters`
+    CG iterations (stopping on non-positive curvature). With `noise = (z, w)` (standard normal draws, image-
+    and measurement-shaped) e = S^{1/2} z by `sqrt_iters` Lanczos iterations and n = sqrt(r2) w, so
+    x0hat + e + S A^T u is a draw from the Gaussian posterior (Matheron's rule: mean x0hat + S A^T (r2 I +
+    A S A^T)^{-1} (y - A x0hat), covariance S - S A^T (r2 I + A S A^T)^{-1} A S); without, e = 0, n = 0 and
+    x0hat + S A^T u is that mean. `op` needs only `A` and `A_adjoint` (a linearised map will do). Forwards:
     `sqrt_iters` (with noise) + one per CG iteration."""
-    rhs = y - op.A(x0)
+    rhs = residual
     e = None
     if noise is not None:
         z, w = noise

@@ -233,7 +233,7 @@ class DAPS(Solver):
         cov = TweedieCovariance(self.prior, s.x_t, s.t, s.pred.eps)
         noise = (randn(x0.shape, p.generators, device=x0.device, dtype=x0.dtype),
                  randn(p.y.shape, p.generators, device=x0.device, dtype=x0.dtype))
-        u, e = conditional_x0(cov, p.operator, p.y, x0, s.ctx.tau**2, noise=noise, sqrt_iters=self.sqrt_iters,
+        u, e = conditional_x0(cov, p.operator, p.y - p.operator.A(x0), s.ctx.tau**2, noise=noise, sqrt_iters=self.sqrt_iters,
                               cg_iters=self.cg_iters, log=s.ctx.cg)
         return x0 + e + cov(p.operator.A_adjoint(u))
 

@@ -41,16 +41,16 @@ scale, so noiseless problems keep a proper likelihood); the latent loop's sample
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from inversa.errors import UserError, check_choice, check_positive_int
 from inversa.pretrained.prior import Prediction
 from inversa.solvers.base import StepState, randn
-from inversa.solvers.cg import cg
 from inversa.solvers.covariance import METHODS as PRODUCTS
-from inversa.solvers.covariance import TweedieCovariance
-from inversa.solvers.lanczos import sqrt_apply
+from inversa.solvers.covariance import TweedieCovariance, conditional_x0
 from inversa.solvers.latent import LatentContext, LatentSolver
 from inversa.solvers.registry import register
 
@@ -118,15 +118,13 @@ class LCDPS(LatentSolver):
         cov = TweedieCovariance(self.prior, s.x_t, s.t, s.pred.eps, method=self.cov_product, delta=self.delta)
         dec = LinearisedDecoder(self, z0, s.ctx)
         r2 = max(p.sigma, self.sigma_min) ** 2
-        rhs = p.y - op.A(dec.x0)
-        e = None
+        noise = None
         if self.step_variance == "posterior":
-            e = sqrt_apply(cov, randn(z0.shape, gens, device=dev, dtype=dt), self.sqrt_iters)
-            rhs = rhs - op.A(dec.jvp(e)) - r2**0.5 * randn(p.y.shape, gens, device=dev, dtype=dt)
-        Ht = lambda w: dec.vjp(op.A_adjoint(w))  # noqa: E731  H^T = J_D^T A^T
-        u, info = cg(lambda w: r2 * w + op.A(dec.jvp(cov(Ht(w)))), rhs, tol=self.cg_tol, max_iter=self.cg_iters)
-        s.ctx.cg.add(info)
-        shift = cov(Ht(u))
+            noise = (randn(z0.shape, gens, device=dev, dtype=dt), randn(p.y.shape, gens, device=dev, dtype=dt))
+        H = SimpleNamespace(A=lambda v: op.A(dec.jvp(v)), A_adjoint=lambda w: dec.vjp(op.A_adjoint(w)))  # H = A J_D
+        u, e = conditional_x0(cov, H, p.y - op.A(dec.x0), r2, noise=noise, sqrt_iters=self.sqrt_iters,
+                              cg_iters=self.cg_iters, cg_tol=self.cg_tol, log=s.ctx.cg)
+        shift = cov(H.A_adjoint(u))
         return z0 + shift if e is None else z0 + e + shift
 
     def step(self, s: StepState) -> torch.Tensor:
