@@ -240,9 +240,12 @@ PARAM_RANGES = {"start": "in (0, 1]", "scale": ">= 0", "multiplier": ">= 0", "et
 
 
 def _kind(p: Param) -> str:
-    """'bool', 'int', 'float', 'float?' (a number or none), 'str' or 'any', from the declared kinds."""
+    """'bool', 'int', 'int?' (a whole number or none), 'float', 'float?' (a number or none), 'str' or 'any', from
+    the declared kinds."""
     kinds = set(p.kinds)
-    if kinds in ({"float", "None"}, {"int", "None"}, {"float", "int", "None"}):
+    if kinds == {"int", "None"}:
+        return "int?"
+    if kinds in ({"float", "None"}, {"float", "int", "None"}):
         return "float?"
     if len(kinds) == 1:
         return next(iter(kinds))
@@ -261,10 +264,13 @@ def check_param(solver: str, key: str, raw, p: Param):
         if value in (0, 1):
             return bool(value)
         raise UserError(f"{key}: expected true or false, got {shown!r}")
-    if kind == "int":
+    if kind in ("int", "int?"):
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        raise UserError(f"{key}: expected a whole number{' ' + rng if rng else ''}, got {shown!r}")
+        if kind == "int?" and value is None:
+            return None
+        none = " (or none for the method's default)" if kind == "int?" else ""
+        raise UserError(f"{key}: expected a whole number{' ' + rng if rng else ''}{none}, got {shown!r}")
     if kind in ("float", "float?"):
         if number(value) and np.isfinite(value):
             return float(value)

@@ -34,7 +34,7 @@ variant="reference" (the authors' released DPS fork, for reproducing published n
 
 Arguments: variant ("paper" | "reference"), covariance ("full" | "diagonal"), cov_product
 ("finite-difference" | "jvp"), delta (finite-difference step, RMS per pixel on the model scale), cg_iters
-(k), cg_tol, sqrt_iters, step_variance ("posterior" | "prior"), mean_shift ("covariance" | "vjp"),
+(k; None: 4 on blur operators, 2 otherwise, `CG_ITERS`), cg_tol, sqrt_iters, step_variance ("posterior" | "prior"), mean_shift ("covariance" | "vjp"),
 multiplier (scales the shift; 1 = the derivation), sigma_min (noise floor on the model scale, so noiseless
 problems keep a proper likelihood), full_below, data_var, fd_probes and cov_max (diagonal form).
 Measured figures: docs/posterior.md (exact posteriors), docs/quality.md (photos).
@@ -60,11 +60,16 @@ VARIANTS = ("paper", "reference")
 COVARIANCES = ("full", "diagonal")
 STEP_VARIANCES = ("posterior", "prior")
 MEAN_SHIFTS = ("vjp", "covariance")
+# CG iterations by operator name when `cg_iters` is None, chosen on held-out training crops (docs/quality.md):
+# deblurring needs 4 to fit y; on inpainting and SR more iterations follow the network's covariance error further.
+CG_ITERS = {"blur": 4}
+DEFAULT_CG_ITERS = 2
 
 
 @dataclass
 class CADPSContext(DPSContext):
     closed_form: bool = False  # diagonal covariance: A^T A diagonal, the solve in closed form
+    cg_iters: int = DEFAULT_CG_ITERS  # k of this call (`cg_iters`, or the operator's when it is None)
 
 
 @register("ca-dps")
@@ -75,11 +80,11 @@ class CADPS(DPS):
     label = "Covariance-aware DPS"
     summary = ("uses how pixels vary together under the prior, so what is seen informs what is missing; "
                "no step size to tune; the slowest per step")
-    cost = (8, 0)  # 1 + sqrt_iters + cg_iters + 1 with the defaults
+    cost = (8, 0)  # 1 + sqrt_iters + cg_iters + 1 with the defaults (k = 2; 10 with k = 4 on deblurring)
     cost_up_to = True  # CG stops early on convergence or non-positive curvature
     context = CADPSContext
 
-    def __init__(self, prior, *, variant: str = "paper", delta: float = 1e-3, fd_probes: int = 1, cg_iters: int = 2,
+    def __init__(self, prior, *, variant: str = "paper", delta: float = 1e-3, fd_probes: int = 1, cg_iters: int | None = None,
                  cg_tol: float = 1e-4, multiplier: float = 1.0, step_variance: str = "posterior", sigma_min: float = 1e-3,
                  cov_max: float = 1.0, mean_shift: str = "covariance", covariance: str = "full",
                  cov_product: str = "finite-difference", sqrt_iters: int = 4, full_below: float = math.inf,
@@ -94,7 +99,8 @@ class CADPS(DPS):
             if not val > 0:
                 raise UserError(f"{key} must be positive, got {val}")
         for key, val in (("fd_probes", fd_probes), ("cg_iters", cg_iters), ("sqrt_iters", sqrt_iters)):
-            check_positive_int(key, val)
+            if val is not None or key != "cg_iters":
+                check_positive_int(key, val)
         if not multiplier >= 0:
             raise UserError(f"multiplier must be non-negative, got {multiplier}")
         self.variant, self.delta, self.fd_probes = variant, float(delta), fd_probes
@@ -110,10 +116,11 @@ class CADPS(DPS):
     def prepare(self, problem, timesteps, num_steps=None):
         ctx = super().prepare(problem, timesteps, num_steps)
         ctx.closed_form = problem.operator.gram_diagonal() is not None
+        ctx.cg_iters = self.cg_iters if self.cg_iters is not None else CG_ITERS.get(problem.operator.name, DEFAULT_CG_ITERS)
         return ctx
 
     def run_metadata(self, ctx):
-        out = {**super().run_metadata(ctx), **ctx.cg.as_dict()}
+        out = {**super().run_metadata(ctx), **ctx.cg.as_dict(), "cg_iters_used": ctx.cg_iters}
         if self.variant == "reference":
             return {**out, "time_difference": "eps(x_t,t)-eps(x_t,t_prev)"}
         return {**out, "solve": "cg" if self.covariance == "full" or not ctx.closed_form else "closed-form"}
@@ -132,12 +139,12 @@ class CADPS(DPS):
         # a variance is >= 0, and <= cov_max (1 for data in [-1, 1]): clamps the probe noise
         return (((1 - a) / a) * (1 - (1 - a) ** 0.5 * jdiag)).clamp(0, self.cov_max)
 
-    def solve(self, operator, S: torch.Tensor, r2: float, rhs: torch.Tensor, log: CGLog) -> torch.Tensor:
+    def solve(self, operator, S: torch.Tensor, r2: float, rhs: torch.Tensor, log: CGLog, max_iter: int) -> torch.Tensor:
         """A^T (r2 I + A S A^T)^{-1} rhs: closed form when A^T A is diagonal, CG otherwise."""
         d = operator.gram_diagonal()
         if d is not None:  # push-through identity: A^T (r2 + A S A^T)^{-1} = (r2 + A^T A S)^{-1} A^T
             return operator.A_adjoint(rhs) / (r2 + d.to(S) * S)
-        u, info = cg(lambda v: r2 * v + operator.A(S * operator.A_adjoint(v)), rhs, tol=self.cg_tol, max_iter=self.cg_iters)
+        u, info = cg(lambda v: r2 * v + operator.A(S * operator.A_adjoint(v)), rhs, tol=self.cg_tol, max_iter=max_iter)
         log.add(info)
         return operator.A_adjoint(u)
 
@@ -156,7 +163,7 @@ class CADPS(DPS):
         S = self.x0_covariance(s.x_t, s.t, s.pred.eps, p.generators)
         r2 = max(p.sigma, self.sigma_min) ** 2
         with torch.no_grad():
-            w = self.solve(op, S, r2, p.y - op.A(x0.detach()), s.ctx.cg)  # A^T Σ^{-1} (y - A x0hat)
+            w = self.solve(op, S, r2, p.y - op.A(x0.detach()), s.ctx.cg, s.ctx.cg_iters)  # A^T Σ^{-1} (y - A x0hat)
         s.scratch["S"], s.scratch["r2"] = S, r2  # the step's Matheron draw reuses them
         a = self.prior.abar(s.t)
         c_x0, _ = step_coefficients(self.prior, s.t, s.t_prev, self.eta)
@@ -185,7 +192,7 @@ class CADPS(DPS):
         if self.step_variance == "posterior":
             noise = (randn(x0.shape, gens, device=x0.device, dtype=x0.dtype), randn(p.y.shape, gens, device=x0.device, dtype=x0.dtype))
         u, e = conditional_x0(cov, op, p.y - op.A(x0), max(p.sigma, self.sigma_min) ** 2, noise=noise, sqrt_iters=self.sqrt_iters,
-                              cg_iters=self.cg_iters, cg_tol=self.cg_tol, log=s.ctx.cg)
+                              cg_iters=s.ctx.cg_iters, cg_tol=self.cg_tol, log=s.ctx.cg)
         if self.mean_shift == "covariance":
             shift = cov(op.A_adjoint(u))
         else:  # the likelihood gradient's form c_t J_t^T A^T u, one VJP
@@ -210,5 +217,5 @@ class CADPS(DPS):
             S, r2 = s.scratch["S"], s.scratch["r2"]
             e = S.sqrt() * randn(mean.shape, gens, device=mean.device, dtype=mean.dtype)
             n = r2**0.5 * randn(s.problem.y.shape, gens, device=mean.device, dtype=mean.dtype)
-            x = x + c_x0 * (e - S * self.solve(op, S, r2, op.A(e) + n, s.ctx.cg))
+            x = x + c_x0 * (e - S * self.solve(op, S, r2, op.A(e) + n, s.ctx.cg, s.ctx.cg_iters))
         return x

@@ -157,7 +157,7 @@ def test_parse_params_sends_only_given_values_typed():
             ("start", {}, "must look like key=value")]:
         with pytest.raises(UserError, match=re.escape(message)):
             parse_params(text, "dps", **kwargs)
-    with pytest.raises(UserError, match=re.escape("cg_iters: expected a whole number >= 1, got '2.5'")):
+    with pytest.raises(UserError, match=re.escape("cg_iters: expected a whole number >= 1 (or none for the method's default), got '2.5'")):
         parse_params("cg_iters=2.5", "ca-dps")
     with pytest.raises(UserError, match="Guidance scale: method 'c-dps' has no such setting"):
         parse_params("", "c-dps", scale="0.3")
