@@ -127,11 +127,11 @@ def _load(name_or_path, device, dtype, prompt=None) -> DiffusionPrior:
 
 # What a hub download fetches: configs, the tokenizer's files and safetensors weights of the components a prior
 # uses (a UNet at the root or in unet/, vae/ or vqvae/, a text_encoder/), never pickles, fp16 duplicates, a
-# safety checker or single-file checkpoints at the root.
-HUB_FILES = ["*.json", "*.txt", "diffusion_pytorch_model*.safetensors", "unet/diffusion_pytorch_model*.safetensors",
+# non-EMA copy, a safety checker or single-file checkpoints at the root.
+HUB_FILES = ["*.json", "diffusion_pytorch_model*.safetensors", "unet/diffusion_pytorch_model*.safetensors",
              "vae/diffusion_pytorch_model*.safetensors", "vqvae/diffusion_pytorch_model*.safetensors",
              "text_encoder/model*.safetensors", "tokenizer/*"]
-HUB_SKIPPED = ["*.fp16.*", "*.bin", "*.ckpt", "*.pt", "*.pth", "*.msgpack", "*.onnx", "*.pb", "*.h5"]
+HUB_SKIPPED = ["*.fp16.*", "*.non_ema.*", "*.bin", "*.ckpt", "*.pt", "*.pth", "*.msgpack", "*.onnx", "*.pb", "*.h5"]
 
 
 def _download(repo_id: str) -> Path:
