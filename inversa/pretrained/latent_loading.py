@@ -113,7 +113,6 @@ def load_scheduler(path: Path):
         raise UserError(f"could not read the scheduler in {str(sched_dir)!r}: {str(exc).splitlines()[0]}") from None
 
 
-@torch.no_grad()
 def prompt_embedding(tokenizer, text_encoder, prompt: str = "") -> torch.Tensor:
     """(1, L, D) text conditioning of a Stable-Diffusion-style UNet, as `StableDiffusionPipeline.encode_prompt`
     computes it (diffusers, no clip_skip): the prompt padded to `tokenizer.model_max_length` and truncated, the
@@ -128,7 +127,8 @@ def prompt_embedding(tokenizer, text_encoder, prompt: str = "") -> torch.Tensor:
         warnings.warn(f"the prompt is longer than the text encoder's {n} tokens and was truncated (as diffusers does)", stacklevel=2)
     device = next(text_encoder.parameters()).device
     mask = ids.attention_mask.to(device) if getattr(text_encoder.config, "use_attention_mask", False) else None
-    return text_encoder(ids.input_ids.to(device), attention_mask=mask)[0]
+    with torch.no_grad():
+        return text_encoder(ids.input_ids.to(device), attention_mask=mask)[0]
 
 
 def _transformers_classes():

@@ -199,3 +199,11 @@ def test_hub_download_fetches_the_needed_safetensors_only():
     assert set(filter_repo_objects(ldm, allow_patterns=HUB_FILES, ignore_patterns=HUB_SKIPPED)) == {
         "model_index.json", "unet/config.json", "unet/diffusion_pytorch_model.safetensors", "vqvae/config.json",
         "vqvae/diffusion_pytorch_model.safetensors", "scheduler/scheduler_config.json"}
+
+
+def test_a_prompt_longer_than_the_text_encoder_is_truncated_with_a_warning(sd_dir):
+    with pytest.warns(UserWarning, match="longer than the text encoder's 8 tokens and was truncated"):
+        long = load_prior(str(sd_dir), prompt="a photograph")  # one token per byte here: 11 + 2 markers > 8
+    with pytest.warns(UserWarning, match="truncated"):
+        longer = load_prior(str(sd_dir), prompt="a photographic")  # the same first 8 tokens
+    torch.testing.assert_close(long.encoder_hidden_states, longer.encoder_hidden_states)
