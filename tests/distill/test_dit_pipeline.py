@@ -9,7 +9,11 @@ from pretrained.tiny_pipelines import save_dit
 
 from inversa.cli import main
 from inversa.errors import UserError
-from inversa.pretrained.conditional import LatentClassConditionalPrior, class_names_from_id2label, load_conditional_prior
+from inversa.pretrained.conditional import (
+    LatentClassConditionalPrior,
+    class_names_from_id2label,
+    load_conditional_prior,
+)
 
 # As the hub's DiT folders (facebook/DiT-XL-2-256) carry it in model_index.json: ImageNet-style synonym lists.
 ID2LABEL = {"0": "ant, emmet, pismire", "1": "bee", "2": "cat, true cat"}
@@ -83,7 +87,7 @@ def test_igds_guidance_changes_the_dit_samples(dit_folder, classifier_dir, real_
     """The classifier's gradient reaches the DiT latents through the VAE decoder: guided != unguided."""
     from inversa.distill.generate import distill
 
-    kw = dict(ipc=1, classes="bee", seed=0, steps=3, progress=False)
+    kw = {"ipc": 1, "classes": "bee", "seed": 0, "steps": 3, "progress": False}
     distill(str(dit_folder), tmp_path / "u", method="unguided", **kw)
     distill(str(dit_folder), tmp_path / "g", classifier=str(classifier_dir), real_data=str(real_dir / "train"),
             params={"scale": 200}, **kw)
