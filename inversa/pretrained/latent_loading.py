@@ -74,6 +74,23 @@ def latent_layout(path: Path) -> tuple[str, str, str] | None:
     return None
 
 
+def check_latent_unet(unet_cfg, ae_cfg, where: str) -> None:
+    """One UserError for a latent UNet this prior cannot drive with (latent, t[, text]) alone: extra conditioning
+    (SDXL's `addition_embed_type`, a class/noise-level embedding as in the x4 upscaler) or input channels beyond
+    the autoencoder's latents (inpainting / upscaling UNets take a mask or a low-resolution image too)."""
+    def get(cfg, key, default=None):
+        return cfg.get(key, default) if isinstance(cfg, dict) else getattr(cfg, key, default)
+
+    extra = [k for k in ("addition_embed_type", "class_embed_type", "num_class_embeds") if get(unet_cfg, k) is not None]
+    if extra:
+        raise UserError(f"{where}: its UNet needs extra conditioning ({', '.join(f'{k}={get(unet_cfg, k)!r}' for k in extra)}, "
+                        "e.g. SDXL or an upscaler): not supported; " + SUPPORTED)
+    c_in, c_lat = get(unet_cfg, "in_channels"), get(ae_cfg, "latent_channels")
+    if c_in is not None and c_lat is not None and int(c_in) != int(c_lat):
+        raise UserError(f"{where}: its UNet takes {c_in} input channels but the autoencoder's latents have {c_lat} "
+                        "(an inpainting or upscaling UNet?): not supported; " + SUPPORTED)
+
+
 def _require_safetensors(d: Path) -> None:
     if not any(d.glob("*.safetensors")):
         pickled = any(d.glob("*.bin")) or any(d.glob("*.ckpt"))
@@ -175,6 +192,8 @@ def load_latent_folder(path: Path, name: str, device, dtype, *, prompt: str | No
     if prompt is not None and not conditional:
         raise UserError(f"prompt given, but model {name} has an unconditional {unet_class}: a prompt applies only to "
                         "text-conditioned (UNet2DConditionModel) models")
+    ae_cfg = read_json(path / ae_dir / "config.json") if (path / ae_dir / "config.json").exists() else {}
+    check_latent_unet(unet_cfg, ae_cfg, f"model folder {str(path)!r}")
     scheduler = load_scheduler(path)
     text = None
     hidden = None
@@ -210,6 +229,7 @@ def latent_from_pipeline(pipe, device, dtype, *, prompt: str | None = None) -> L
             or not hasattr(getattr(pipe, "scheduler", None), "alphas_cumprod"):
         raise UserError(f"pipeline {what} is not a latent pipeline with .unet, .vae/.vqvae (AutoencoderKL/VQModel) and a "
                         "DDPM/DDIM-style .scheduler; " + SUPPORTED)
+    check_latent_unet(unet.config, autoencoder.config, f"pipeline {what}")
     conditional = "Condition" in type(unet).__name__
     if prompt is not None and not conditional:
         raise UserError(f"prompt given, but pipeline {what} has an unconditional {type(unet).__name__}: a prompt applies only "

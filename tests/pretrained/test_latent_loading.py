@@ -137,6 +137,19 @@ def test_a_conditional_unet_without_its_autoencoder_is_refused(sd_dir, tmp_path)
     _one_line(lambda: load_prior(str(novae)), "without its autoencoder")
 
 
+@pytest.mark.parametrize("change, message", [
+    ({"addition_embed_type": "text_time"}, r"extra conditioning \(addition_embed_type='text_time'"),  # SDXL
+    ({"num_class_embeds": 1000}, r"extra conditioning \(num_class_embeds=1000"),  # the x4 upscaler's noise level
+    ({"in_channels": 9}, "takes 9 input channels but the autoencoder's latents have 4"),  # SD inpainting
+])
+def test_unets_needing_more_than_latent_and_text_are_refused(sd_dir, tmp_path, change, message):
+    d = tmp_path / "changed"
+    shutil.copytree(sd_dir, d)
+    cfg = json.loads((d / "unet" / "config.json").read_text())
+    (d / "unet" / "config.json").write_text(json.dumps({**cfg, **change}))
+    assert "accepted:" in _one_line(lambda: load_prior(str(d)), message)
+
+
 def test_missing_text_encoder_or_tokenizer_is_refused(sd_dir, tmp_path):
     for part in ("text_encoder", "tokenizer"):
         d = tmp_path / f"no_{part}"
