@@ -15,7 +15,8 @@ def register(sub, common) -> None:
     ml.add_argument("--json", action="store_true", help="print the list as JSON")
     ml.set_defaults(func=run)
     mi = msub.add_parser("info", parents=[common], help="details of one prior (loads it)")
-    mi.add_argument("name", help="bundled name, diffusers folder or hub id")
+    mi.add_argument("name", help="bundled name, diffusers folder (pixel UNet, LDMPipeline or Stable-Diffusion layout) or hub id")
+    mi.add_argument("--prompt", help="text conditioning of a Stable-Diffusion-style model (default: the empty prompt)")
     mi.set_defaults(func=run)
     mc = msub.add_parser("convert", parents=[common], help="convert a guided-diffusion (ADM) checkpoint into a diffusers folder",
                          description="Convert an ADM checkpoint (ffhq_10m.pt, 256x256_diffusion_uncond.pt, ...) into "
@@ -47,19 +48,30 @@ def _list(args) -> int:
         return 0
     for m in models:
         default = " (default)" if m.name == registry.DEFAULT_MODEL else ""
-        print(f"{m.name:34s} {m.kind:11s} {m.description}{default}")
+        print(f"{m.name:34s} {m.label:11s} {m.description}{default}")
     return 0
 
 
 def _info(args) -> int:
     from inversa.pretrained import load_prior
 
-    prior = load_prior(args.name)
+    prior = load_prior(args.name, prompt=args.prompt)
     n = sum(p.numel() for p in prior.model.parameters())
-    print(f"name: {prior.name}\nsource: {prior.source}\nparameters: {n / 1e6:.2f} M\n"
-          f"prediction: {prior.prediction_type}\nlearned variance: {prior.learned_variance}\n"
-          f"train timesteps: {prior.num_train_timesteps}\nsample size: {prior.sample_size}\n"
-          f"input sides must be multiples of {prior.size_multiple}")
+    latent = getattr(prior, "kind", "pixel") == "latent"
+    print(f"name: {prior.name}\nsource: {prior.source}\nkind: {'latent' if latent else 'pixel'}\n"
+          f"{'unet' if latent else 'network'}: {type(prior.model).__name__}, {n / 1e6:.2f} M parameters\n"
+          f"scheduler: {type(prior.scheduler).__name__}\nprediction: {prior.prediction_type}\n"
+          f"learned variance: {prior.learned_variance}\ntrain timesteps: {prior.num_train_timesteps}")
+    if latent:
+        info = prior.describe()
+        na = sum(p.numel() for p in prior.autoencoder.parameters())
+        size = f"{prior.sample_size * prior.downscale} (latent {prior.sample_size})" if prior.sample_size else "not stated"
+        print(f"autoencoder: {info['autoencoder']}, {na / 1e6:.2f} M parameters\nscaling factor: {info['scaling_factor']:g}\n"
+              f"downscale factor: {info['downscale']}\nlatent channels: {info['latent_channels']}\n"
+              f"conditioning: {info['conditioning']}\nsample size: {size}")
+    else:
+        print(f"sample size: {prior.sample_size}")
+    print(f"input sides must be multiples of {prior.size_multiple}")
     return 0
 
 

@@ -100,11 +100,32 @@ class LatentClassConditionalPrior(ClassConditionalPrior):
         return self.vae.encode(x.to(self.vae.dtype)).latent_dist.mean.to(x.dtype) * self.scaling_factor
 
 
+def class_names_from_id2label(id2label: dict, num_classes: int) -> list[str]:
+    """Folder-safe class names from a DiTPipeline `id2label` ({"0": "tench, Tinca tinca", ...}, the ImageNet
+    synonym lists of facebook/DiT-XL-2-256): the first synonym of each class; a name shared by several classes
+    (ImageNet has two "crane"s) gets its index appended ("crane_134", "crane_517"); a missing id keeps its index.
+    Slashes become "-" (the names are folder names in `inversa distill`)."""
+    first = {}
+    for key, value in id2label.items():
+        try:
+            i = int(key)
+        except (TypeError, ValueError):
+            raise UserError(f"id2label key {key!r} is not a class index; expected {{\"0\": \"name, synonym\", ...}}") from None
+        first[i] = str(value).split(",")[0].strip().replace("/", "-").replace("\\", "-") or str(i)
+    names = [first.get(i, str(i)) for i in range(num_classes)]
+    return [f"{n}_{i}" if names.count(n) > 1 else n for i, n in enumerate(names)]
+
+
 def load_conditional_prior(name_or_path: str, *, cfg_scale: float = 1.0, device="cpu", dtype=torch.float32) -> ClassConditionalPrior:
     """A bundled name (e.g. inversa-fashion-32) or a folder: `unet/` (+ `scheduler/`) for pixel space,
-    or `transformer/` + `vae/` + `scheduler/` (DiTPipeline layout) for the latent path. An optional
-    `conditioning.json` gives num_classes, null_class and class_names; without it a UNet's classes are
-    its `num_class_embeds` (no null class) and a DiT's are `num_embeds_ada_norm` with null = that index."""
+    or `transformer/` + `vae/` + `scheduler/` (the DiTPipeline layout, e.g. a `DiTPipeline.save_pretrained`
+    folder or facebook/DiT-XL-2-256) for the latent path. Weights are read from *.safetensors only.
+    Class names and counts, first found wins: an optional `conditioning.json` (num_classes, null_class,
+    class_names); the `id2label` of `model_index.json` (the hub's DiT folders carry it there and
+    `DiTPipeline.from_pretrained` reads it; `DiTPipeline.save_pretrained` does NOT write it back — diffusers
+    0.42 registers only the modules in model_index.json — so a re-saved folder needs conditioning.json for
+    names); else indices. A UNet's classes are its `num_class_embeds` (no null class), a DiT's
+    `num_embeds_ada_norm` with null = that index."""
     from diffusers import DDPMScheduler
 
     from inversa.pretrained import registry
@@ -116,6 +137,8 @@ def load_conditional_prior(name_or_path: str, *, cfg_scale: float = 1.0, device=
         raise UserError(f"unknown class-conditional model {name_or_path!r}: not a bundled name ({known}) or a folder "
                         "with unet/ or transformer/ + vae/")
     cond = json.loads((path / "conditioning.json").read_text()) if (path / "conditioning.json").exists() else {}
+    index = json.loads((path / "model_index.json").read_text()) if (path / "model_index.json").exists() else {}
+    id2label = index.get("id2label") if isinstance(index, dict) else None
     sched_dir = path / "scheduler"
     scheduler = DDPMScheduler.from_pretrained(sched_dir) if (sched_dir / "scheduler_config.json").exists() \
         else DDPMScheduler(beta_schedule="linear")
@@ -124,17 +147,20 @@ def load_conditional_prior(name_or_path: str, *, cfg_scale: float = 1.0, device=
         if (path / "transformer" / "config.json").exists():
             from diffusers import AutoencoderKL, DiTTransformer2DModel
 
-            model = DiTTransformer2DModel.from_pretrained(path / "transformer", torch_dtype=dtype)
-            vae = AutoencoderKL.from_pretrained(path / "vae", torch_dtype=dtype)
+            _require_safetensors(path / "transformer", path / "vae")
+            model = DiTTransformer2DModel.from_pretrained(path / "transformer", torch_dtype=dtype, use_safetensors=True)
+            vae = AutoencoderKL.from_pretrained(path / "vae", torch_dtype=dtype, use_safetensors=True)
             n = cond.get("num_classes", model.config.num_embeds_ada_norm)
+            names = cond.get("class_names") or (class_names_from_id2label(id2label, n) if isinstance(id2label, dict) else None)
             prior = LatentClassConditionalPrior(model.eval().requires_grad_(False), scheduler, vae.eval().requires_grad_(False),
                                                 num_classes=n, null_class=cond.get("null_class", n),
-                                                class_names=cond.get("class_names"), name=name, source=str(path))
+                                                class_names=names, name=name, source=str(path))
         else:
             from diffusers import UNet2DModel
 
             unet_dir = path / "unet" if (path / "unet" / "config.json").exists() else path
-            model = UNet2DModel.from_pretrained(unet_dir, torch_dtype=dtype)
+            _require_safetensors(unet_dir)
+            model = UNet2DModel.from_pretrained(unet_dir, torch_dtype=dtype, use_safetensors=True)
             if not model.config.num_class_embeds:
                 raise UserError(f"model {name!r} is not class-conditional (its UNet has no num_class_embeds)")
             prior = ClassConditionalPrior(model.eval().requires_grad_(False), scheduler,
@@ -147,3 +173,9 @@ def load_conditional_prior(name_or_path: str, *, cfg_scale: float = 1.0, device=
         raise UserError(f"could not load a class-conditional model from {str(path)!r}: {str(exc).splitlines()[0]}") from None
     prior.set_cfg_scale(cfg_scale)
     return prior.to(device)
+
+
+def _require_safetensors(*folders: Path) -> None:
+    for d in folders:
+        if not any(d.glob("*.safetensors")):
+            raise UserError(f"model folder {str(d)!r} has no weights (*.safetensors); pickled weights (*.bin) are not loaded")

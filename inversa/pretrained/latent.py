@@ -27,6 +27,7 @@ class LatentPrior(DiffusionPrior):
     `encoder_hidden_states`: the (1, L, D) conditioning of a `UNet2DConditionModel`, or None."""
 
     kind = "latent"
+    prompt: str | None = None  # the text the conditioning was computed from ("" = empty prompt); None: unconditional UNet
 
     def __init__(self, model: torch.nn.Module, scheduler, autoencoder: torch.nn.Module, *, scaling_factor: float | None = None,
                  downscale: int | None = None, encoder_hidden_states: torch.Tensor | None = None, name: str = "custom",
@@ -78,6 +79,20 @@ class LatentPrior(DiffusionPrior):
         elif hasattr(out, "latents"):
             out = out.latents
         return out.to(x.dtype) * self.scaling_factor
+
+    def describe(self) -> dict:
+        """What `inversa models info` prints: the classes, scaling, geometry and conditioning."""
+        if self.encoder_hidden_states is None:
+            conditioning = "none (unconditional UNet)"
+        elif self.prompt is None:
+            conditioning = f"fixed encoder_hidden_states {tuple(self.encoder_hidden_states.shape)}"
+        else:
+            conditioning = "empty prompt" if self.prompt == "" else f"prompt {self.prompt!r}"
+        return {"kind": self.kind, "unet": type(self.model).__name__, "autoencoder": type(self.autoencoder).__name__,
+                "scaling_factor": self.scaling_factor, "downscale": self.downscale, "latent_channels": self.latent_channels,
+                "image_channels": self.image_channels, "conditioning": conditioning, "prompt": self.prompt,
+                "scheduler": type(self.scheduler).__name__, "prediction": self.prediction_type,
+                "size_multiple": self.size_multiple}
 
     @property
     def dtype_of_autoencoder(self) -> torch.dtype:

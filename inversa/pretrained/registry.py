@@ -21,6 +21,12 @@ class ModelEntry:
     adm_config: str = ""  # key of inversa.pretrained.adm.ADM_CONFIGS (ADM)
     sha256: str | None = None  # expected file hash; None = unknown (not verified by us)
     aliases: tuple = ()  # other file names the same checkpoint is distributed under (ADM)
+    space: str = "pixel"  # "pixel" (a UNet over images) | "latent" (a UNet over an autoencoder's latents)
+
+    @property
+    def label(self) -> str:
+        """The kind as `inversa models list` shows it: the source, plus "-latent" for a latent prior."""
+        return self.kind if self.space == "pixel" else f"{self.kind}-{self.space}"
 
     def how_to_get(self) -> str:
         return (f"{self.name} is a guided-diffusion checkpoint that must be converted first: download {self.source} from "
@@ -34,6 +40,9 @@ HUB_MODELS = [
     ModelEntry("google/ddpm-church-256", "hub", "google/ddpm-church-256", "DDPM LSUN church 256²", "apache-2.0"),
     ModelEntry("google/ddpm-bedroom-256", "hub", "google/ddpm-bedroom-256", "DDPM LSUN bedroom 256²", "apache-2.0"),
     ModelEntry("google/ddpm-cat-256", "hub", "google/ddpm-cat-256", "DDPM LSUN cat 256²", "apache-2.0"),
+    # LDMPipeline: a UNet2DModel over the 64x64x3 latents of a VQModel (f = 4); Rombach et al., CVPR 2022 (LDM-4).
+    ModelEntry("CompVis/ldm-celebahq-256", "hub", "CompVis/ldm-celebahq-256",
+               "LDM faces 256² (CelebA-HQ): UNet over VQModel 64x64x3 latents", "apache-2.0", space="latent"),
 ]
 
 
