@@ -110,7 +110,7 @@ ROWS = [
     ("restore-missing-model-folder", [R, P, "--task", "sr", "--model", "{d}/no_model"], "does not exist"),
     ("restore-unknown-model", [R, P, "--task", "sr", "--model", "no-such-model"], "no-such-model"),
     ("restore-offline-hub-model", [R, P, "--task", "sr", "--model", "google/ddpm-ema-celebahq-256"], "hf download"),
-    ("restore-conditional-unet", [R, P, "--task", "sr", "--model", "{d}/sd_unet"], "conditional/latent models are not supported yet"),
+    ("restore-conditional-unet", [R, P, "--task", "sr", "--model", "{d}/sd_unet"], "without its autoencoder"),
     ("restore-model-bad-config", [R, P, "--task", "sr", "--model", "{d}/badjson_model"], "not valid JSON"),
     ("restore-model-pickled-code", [R, P, "--task", "sr", "--model", "{d}/evil_unet"], "evil_unet"),
     ("restore-adm-unconverted", [R, P, "--task", "sr", "--model", "ffhq_10m"], "converted first"),
