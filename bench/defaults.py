@@ -41,7 +41,7 @@ def main() -> int:
     from inversa.eval.metrics import lpips, psnr, ssim
     from inversa.pretrained import load_prior
     from inversa.quality import setting
-    from inversa.restore import restore
+    from inversa.restoration import restore
 
     torch.set_num_threads(args.threads)
     photos = sorted(p for p in data.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))[: args.limit]

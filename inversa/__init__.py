@@ -47,9 +47,9 @@ _EXPORTS = {
     "SOLVERS": "inversa.solvers.registry",
     "solver_params": "inversa.params",
     # one call, and the diffusers-style pipeline
-    "restore": "inversa.restore",
-    "RestoreResult": "inversa.restore",
-    "write_outputs": "inversa.restore",
+    "restore": "inversa.restoration",
+    "RestoreResult": "inversa.restoration",
+    "write_outputs": "inversa.restoration",
     "InversaPipeline": "inversa.pipeline",
     "InversaPipelineOutput": "inversa.pipeline",
     # image I/O

@@ -1,4 +1,4 @@
-"""A diffusers-style entry point over `inversa.restore.restore`:
+"""A diffusers-style entry point over `inversa.restoration.restore`:
 
     pipe = InversaPipeline.from_pretrained("inversa-photo-64")       # or a folder, a hub id
     out = pipe(photo, task="sr", factor=4, num_inference_steps=50, generator=0)
@@ -87,7 +87,7 @@ class InversaPipeline:
         reproducible from the generator's seed alone). `callback_on_step_end(pipe, step, timestep,
         callback_kwargs)` is called after every step with {"latents": x_{t-1}, "x0_pred": x0hat} on
         the model's [-1, 1] scale; what it returns is not fed back into the loop."""
-        from inversa.restore import restore
+        from inversa.restoration import restore
 
         if output_type not in OUTPUT_TYPES:
             raise UserError(f"output_type {output_type!r} is unknown; accepted: {', '.join(OUTPUT_TYPES)}")

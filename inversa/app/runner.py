@@ -600,7 +600,7 @@ def run_stream(kwargs: dict, prior, cancel: threading.Event, *, previews: int = 
     every step (a preview, (1, C, H, W) in [0, 1], about `previews` times per run) and finally
     ("done", RestoreResult); re-raises the run's exception. Setting `cancel` stops the run at its
     next step with `Cancelled`."""
-    from inversa.restore import restore
+    from inversa.restoration import restore
 
     q: queue.SimpleQueue = queue.SimpleQueue()
 

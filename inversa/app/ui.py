@@ -147,7 +147,7 @@ class _App:
         """The simulated measurement (no model needed: the naive solver)."""
         if mode != "simulate" or not photo:
             return None
-        from inversa.restore import restore
+        from inversa.restoration import restore
 
         try:
             kw, _ = restore_kwargs(photo=photo, mode="simulate", task="inpaint", preset=preset, solver="naive", steps=1,

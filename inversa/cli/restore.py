@@ -73,7 +73,7 @@ def _inputs(args):
 
 def run(args) -> int:
     from inversa.imageio import check_output_path
-    from inversa.restore import restore, write_outputs
+    from inversa.restoration import restore, write_outputs
 
     sigma = args.sigma if args.sigma_pm1 is None else args.sigma_pm1 / 2
     params = parse_params(args.param)

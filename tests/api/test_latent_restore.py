@@ -17,7 +17,7 @@ import inversa.pretrained
 from inversa.errors import UserError
 from inversa.pretrained.latent import LatentPrior
 from inversa.quality import LATENT_PRESETS, QUALITIES
-from inversa.restore import restore
+from inversa.restoration import restore
 
 
 def tiny_vq_prior() -> LatentPrior:

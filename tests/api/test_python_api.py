@@ -150,3 +150,14 @@ def test_missing_lpips_names_the_extra(monkeypatch):
     metrics._lpips_model.cache_clear()
     with pytest.raises(metrics.MetricUnavailable, match=r"pip install 'inversa\[eval\]'"):
         metrics._lpips_model("alex", None, "cpu")
+
+
+def test_the_restore_function_survives_importing_its_module():
+    """`inversa.restore` is the function even after its module was imported (the module once shared the
+    name, and importing it replaced the package's function by the module)."""
+    import importlib
+
+    import inversa
+
+    importlib.import_module("inversa.restoration")
+    assert callable(inversa.restore) and inversa.restore.__name__ == "restore"

@@ -29,7 +29,7 @@ def photo(tmp_path):
 def test_every_preset_names_a_solver_with_valid_settings():
     from inversa.operators import PRESETS as DEGRADATIONS
     from inversa.params import check_solver_params
-    from inversa.restore import TASKS
+    from inversa.restoration import TASKS
 
     assert set(TASK_OF_PRESET) == set(DEGRADATIONS)
     for q in QUALITIES:

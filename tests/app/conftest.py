@@ -79,7 +79,7 @@ def restore_calls(monkeypatch):
     process, so the page's requests reach the spy)."""
     import importlib
 
-    module = importlib.import_module("inversa.restore")  # not `inversa.restore`: the package exports a function of that name
+    module = importlib.import_module("inversa.restoration")
     calls, real = [], module.restore
 
     def spy(*args, **kwargs):

@@ -20,7 +20,7 @@ def test_four_concurrent_clients_get_their_own_results(app_server, tiny_model_di
     from gradio_client import Client, handle_file
 
     from inversa.pretrained import load_prior
-    from inversa.restore import restore
+    from inversa.restoration import restore
 
     sizes = [(48, 40), (40, 48), (32, 32), (56, 24)]
     photos = [make_photo(f"p{i}.png", size, shift=5 * i) for i, size in enumerate(sizes)]
