@@ -106,6 +106,11 @@ def main(argv=None) -> int:
         with torch.no_grad():
             prior.net(z, 500)
 
+    def unet_vjp():  # latent DPS / PSLD: the data gradient runs back through the network
+        zz = z.detach().requires_grad_(True)
+        (g_,) = torch.autograd.grad(prior.net(zz, 500), zz, v)
+        return g_
+
     def decode():
         with torch.no_grad():
             prior.decode(z)
@@ -150,14 +155,25 @@ def main(argv=None) -> int:
         print(f"torch.func.jvp through LatentPrior.decode: not available ({str(exc).splitlines()[0][:110]})")
         rows_jvp = [("decoder JVP (func.jvp after quantiser)", jvp)]
     rows = [("UNet forward (1x3x64x64)", unet), ("decoder forward 64² -> 256²", decode), ("decoder VJP", vjp),
-            *rows_jvp, ("decoder JVP (double VJP)", jvp_double_vjp)]
-    results = {}
+            *rows_jvp, ("decoder JVP (double VJP)", jvp_double_vjp), ("UNet forward + VJP", unet_vjp)]
+    results, seconds_of = {}, {}
     for label, fn in rows:
         seconds, results[label] = median_seconds(fn, args.reps, args.device)
+        seconds_of[label] = seconds
         print(f"{label:40s} {seconds:8.3f} s", flush=True)
-    jvps = [results[label] for label, _ in rows[3:]]
+    jvps = [results[label] for label, _ in rows[3:5]]
     err = float((jvps[0] - jvps[1]).abs().max() / jvps[1].abs().max())
     print(f"the two JVPs agree to {err:.1e} (max abs difference / max abs value)")
+    t = seconds_of
+    f, fv, dv, dj = (t["UNet forward (1x3x64x64)"], t["UNet forward + VJP"], t["decoder VJP"], t["decoder JVP (double VJP)"])
+    print("per step, from the figures above (decoder VJP includes its forward; the double-VJP JVP includes building "
+          "its graph, which LC-DPS does once per step: an upper bound):")
+    print(f"  latent DPS: UNet forward+VJP + decoder forward+VJP             {fv + dv:8.2f} s")
+    print(f"  PSLD: latent DPS + the encoder's forward and VJP (not timed)   {fv + dv:8.2f} s + encoder")
+    print(f"  LC-DPS, one CG iteration: UNet forward + decoder JVP + VJP     {f + dj + dv:8.2f} s")
+    for k in (1, 2, 4, 8):
+        print(f"  LC-DPS step, k = {k} CG iterations, 4 Lanczos: {2 + 4 + k} forwards + {k + 1} decoder JVP+VJP "
+              f"{(2 + 4 + k) * f + (k + 1) * (dj + dv):8.1f} s")
     return 0
 
 

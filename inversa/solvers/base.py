@@ -275,19 +275,23 @@ class Solver:
         return [t for t in ts if t < self.start * T] or ts[-1:]
 
     # --- the loop ------------------------------------------------------------------------------
-    def __call__(self, y: torch.Tensor, operator, *, generator=None, num_steps: int = 100, callback=None,
-                 progress: bool = True, x_T: torch.Tensor | None = None) -> SolverOutput:
+    def measurement_problem(self, y: torch.Tensor, operator, generator=None) -> tuple[Problem, tuple[int, ...], torch.Tensor]:
+        """(the problem on the model's [-1, 1] scale, the image shape, y on the prior's device): y checked, the
+        operator moved to the prior's device, y_m = 2 y - A(1), sigma_m = 2 sigma, one generator per image."""
         from inversa.operators.base import check_image
 
         check_image(y, "measurement")
         dev, dt = self.prior.device, torch.float64 if self.prior.dtype == torch.float64 else torch.float32
         operator = operator.to(device=dev, dtype=dt)
         y = y.to(dev, dt)
-        gens = as_generators(generator, y.shape[0])
         shape = tuple(operator.input_shape(tuple(y.shape)))
         y_m = 2 * y - operator.A(torch.ones(shape, device=dev, dtype=dt))
-        problem = Problem(y=y_m, operator=operator, sigma=2 * operator.sigma, generators=gens)
-        x_init = None if self.start == 1 or x_T is not None else 2 * operator.naive_inverse(y) - 1
+        return Problem(y=y_m, operator=operator, sigma=2 * operator.sigma, generators=as_generators(generator, y.shape[0])), shape, y
+
+    def __call__(self, y: torch.Tensor, operator, *, generator=None, num_steps: int = 100, callback=None,
+                 progress: bool = True, x_T: torch.Tensor | None = None) -> SolverOutput:
+        problem, shape, y = self.measurement_problem(y, operator, generator)
+        x_init = None if self.start == 1 or x_T is not None else 2 * problem.operator.naive_inverse(y) - 1
         return self.run(shape, problem, num_steps=num_steps, callback=callback, progress=progress, x_T=x_T,
                         x_init=x_init)
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from inversa.solvers.base import Context, Problem, Solver, SolverOutput
+from inversa.solvers.base import Context, Solver, SolverOutput
 
 
 @dataclass
@@ -63,22 +63,12 @@ class LatentSolver(Solver):
     # --- the loop ---------------------------------------------------------------------------------
     def __call__(self, y: torch.Tensor, operator, *, generator=None, num_steps: int = 100, callback=None,
                  progress: bool = True, x_T: torch.Tensor | None = None) -> SolverOutput:
-        from inversa.operators.base import check_image
-        from inversa.operators.noise import as_generators
-
-        check_image(y, "measurement")
-        dev, dt = self.prior.device, torch.float64 if self.prior.dtype == torch.float64 else torch.float32
-        operator = operator.to(device=dev, dtype=dt)
-        y = y.to(dev, dt)
-        gens = as_generators(generator, y.shape[0])
-        pixels = tuple(operator.input_shape(tuple(y.shape)))
+        problem, pixels, y = self.measurement_problem(y, operator, generator)
         shape = tuple(self.prior.latent_shape(pixels))  # one UserError for sizes the model cannot take
-        y_m = 2 * y - operator.A(torch.ones(pixels, device=dev, dtype=dt))
-        problem = Problem(y=y_m, operator=operator, sigma=2 * operator.sigma, generators=gens)
         z_init = None
         if self.start < 1 and x_T is None:
             with torch.no_grad():
-                z_init = self.prior.encode(2 * operator.naive_inverse(y) - 1)
+                z_init = self.prior.encode(2 * problem.operator.naive_inverse(y) - 1)
         out = self.run(shape, problem, num_steps=num_steps, callback=callback, progress=progress, x_T=x_T,
                        x_init=z_init)
         if z_init is not None:
