@@ -102,8 +102,7 @@ def restore(image, *, task: str | None = None, preset: str | None = None, simula
     from inversa.device import resolve_device
     from inversa.params import check_solver_params
     from inversa.pretrained import load_prior
-    from inversa.solvers import SOLVERS, make_solver
-    from inversa.solvers.registry import solver_key
+    from inversa.solvers import make_solver
 
     _check_settings(task, preset, sigma, steps, factor, max_size, blur_std, seed)
     _check_output_options(samples, keep_observed, task, preset, sigma)
@@ -124,16 +123,9 @@ def restore(image, *, task: str | None = None, preset: str | None = None, simula
     scale_for_size = factor if (task == "sr" and not simulate) else 1
     x, mask, messages = _fit_size(x, mask, scale_for_size, max_size)
     if solver.lower() != "naive":
-        if prior is None:
-            prior = load_prior(model, device=dev, **(prior_options or {}))
-        if chosen is not None and _kind(prior) == "latent" and not getattr(SOLVERS[solver_key(solver)], "latent", False):
-            # known only once a folder or hub id is loaded: the latent preset replaces the pixel one
-            solver, steps, solver_params, chosen = _choose(quality, task or preset, None, *asked, kind="latent")
-            solver_params = check_solver_params(solver, solver_params)
-        if "sampler" not in solver_params and type(prior.scheduler).__name__ == "DDIMScheduler":
-            solver_params = {**solver_params, "sampler": "ddim"}  # the scheduler's own sampler
-            messages.append("the prior's scheduler is a DDIMScheduler: sampling with DDIM steps (solver_params "
-                            "sampler='ddpm' for ancestral steps)")
+        prior = prior if prior is not None else load_prior(model, device=dev, **(prior_options or {}))
+        solver, steps, solver_params, chosen = _fit_to_prior(prior, (solver, steps, solver_params, chosen), asked,
+                                                             quality, task or preset, messages)
     solver_obj = make_solver(solver, prior, **solver_params)
     multiple = getattr(getattr(solver_obj, "prior", None), "size_multiple", 1)
     gens = [torch.Generator().manual_seed(seed + i) for i in range(samples)]
@@ -166,6 +158,25 @@ def restore(image, *, task: str | None = None, preset: str | None = None, simula
             result.metrics[f"psnr_{key}"] = float(psnr(est, result.clean)[0])
             result.metrics[f"ssim_{key}"] = float(ssim(est, result.clean)[0])
     return result
+
+
+def _fit_to_prior(prior, choice, asked, quality, task, messages):
+    """The (solver, steps, params, preset) `choice` for the loaded prior: a latent model whose kind showed only
+    once loaded (a folder or hub id) takes the latent preset in place of the pixel one (with the caller's own
+    `asked` steps and params); a DDIMScheduler prior samples with DDIM steps unless a sampler is given."""
+    from inversa.params import check_solver_params
+    from inversa.solvers import SOLVERS
+    from inversa.solvers.registry import solver_key
+
+    solver, steps, params, chosen = choice
+    if chosen is not None and _kind(prior) == "latent" and not getattr(SOLVERS[solver_key(solver)], "latent", False):
+        solver, steps, params, chosen = _choose(quality, task, None, *asked, kind="latent")
+        params = check_solver_params(solver, params)
+    if "sampler" not in params and type(prior.scheduler).__name__ == "DDIMScheduler":
+        params = {**params, "sampler": "ddim"}  # the scheduler's own sampler
+        messages.append("the prior's scheduler is a DDIMScheduler: sampling with DDIM steps (solver_params "
+                        "sampler='ddpm' for ancestral steps)")
+    return solver, steps, params, chosen
 
 
 def _kind(prior) -> str:
