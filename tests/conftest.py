@@ -19,6 +19,15 @@ def tiny_model_dir(tmp_path_factory):
     return d
 
 
+@pytest.fixture()
+def one_thread():
+    """torch on one thread for the test (tiny models: faster, and the other cores stay free), restored after."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _gens(seeds):
     return [torch.Generator().manual_seed(int(s)) for s in seeds]
 

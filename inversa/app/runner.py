@@ -189,7 +189,7 @@ class ModelCache:
         loading would tell (a hub id not loaded yet)."""
         loaded = self._models.get(name)
         if loaded is not None:
-            return "latent" if getattr(loaded, "kind", None) == "latent" else "pixel"
+            return getattr(loaded, "kind", "pixel")
         return model_kind(name)
 
 
@@ -217,11 +217,9 @@ def solvers_for(kind: str | None) -> list[str]:
     """The registered solvers that run on a prior of `kind` (all of them when the kind is not known yet): latent
     solvers for "latent", the others for "pixel"; the naive inverse (no prior) fits both."""
     from inversa.solvers import SOLVERS
+    from inversa.solvers.registry import solver_names
 
-    if kind is None:
-        return list(SOLVERS)
-    return [k for k, v in SOLVERS.items()
-            if not getattr(v, "needs_prior", True) or bool(getattr(v, "latent", False)) == (kind == "latent")]
+    return list(SOLVERS) if kind is None else solver_names(kind)
 
 
 # --- method parameters -----------------------------------------------------------------------------

@@ -57,7 +57,7 @@ def _info(args) -> int:
 
     prior = load_prior(args.name, prompt=args.prompt)
     n = sum(p.numel() for p in prior.model.parameters())
-    latent = getattr(prior, "kind", "pixel") == "latent"
+    latent = prior.kind == "latent"
     print(f"name: {prior.name}\nsource: {prior.source}\nkind: {'latent' if latent else 'pixel'}\n"
           f"{'unet' if latent else 'network'}: {type(prior.model).__name__}, {n / 1e6:.2f} M parameters\n"
           f"scheduler: {type(prior.scheduler).__name__}\nprediction: {prior.prediction_type}\n"

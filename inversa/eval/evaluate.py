@@ -133,13 +133,13 @@ def _check_names(cfg: EvalConfig) -> None:
 def _check_kind(cfg: EvalConfig, prior) -> None:
     """Solvers that do not fit the model's kind (pixel-space solvers on a latent model, latent solvers on a
     pixel-space one) refused up front, in one line naming those that fit."""
-    from inversa.solvers import SOLVERS
+    from inversa.solvers.registry import solver_names
 
-    latent = getattr(prior, "kind", None) == "latent"
-    wrong = [s for s in cfg.solvers if s != NAIVE and bool(getattr(SOLVERS[s], "latent", False)) != latent]
+    kind = getattr(prior, "kind", "pixel")  # priors built outside the package may not say
+    fit = solver_names(kind, priorless=False)
+    wrong = [s for s in cfg.solvers if s != NAIVE and s not in fit]
     if wrong:
-        fit = [k for k, v in SOLVERS.items() if getattr(v, "needs_prior", True) and bool(getattr(v, "latent", False)) == latent]
-        what = "a latent model (a UNet over autoencoder latents)" if latent else "a pixel-space model"
+        what = "a latent model (a UNet over autoencoder latents)" if kind == "latent" else "a pixel-space model"
         raise UserError(f"model {cfg.model or prior.name!r} is {what} and --solvers {', '.join(wrong)} "
                         f"{'does' if len(wrong) == 1 else 'do'} not run on it; accepted: {', '.join(fit + [NAIVE])}")
 
@@ -218,7 +218,7 @@ def model_info(prior) -> dict:
     model's covers its autoencoder too)."""
     from inversa.pretrained.safe_load import state_dict_sha256
 
-    weights = prior.state_dict() if getattr(prior, "kind", None) == "latent" else prior.model.state_dict()  # + autoencoder
+    weights = prior.state_dict() if getattr(prior, "kind", "pixel") == "latent" else prior.model.state_dict()  # + autoencoder
     return {"name": prior.name, "source": prior.source, "sha256": state_dict_sha256(weights).hexdigest()}
 
 

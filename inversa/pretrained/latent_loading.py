@@ -24,6 +24,7 @@ import torch
 
 from inversa.errors import UserError
 from inversa.pretrained.latent import LatentPrior
+from inversa.pretrained.safe_load import require_safetensors
 
 AUTOENCODERS = ("AutoencoderKL", "VQModel")
 LATENT_UNETS = ("UNet2DModel", "UNet2DConditionModel")
@@ -91,18 +92,10 @@ def check_latent_unet(unet_cfg, ae_cfg, where: str) -> None:
                         "(an inpainting or upscaling UNet?): not supported; " + SUPPORTED)
 
 
-def _require_safetensors(d: Path) -> None:
-    if not any(d.glob("*.safetensors")):
-        pickled = any(d.glob("*.bin")) or any(d.glob("*.ckpt"))
-        raise UserError(f"model folder {str(d)!r} has no weights (*.safetensors)" + (
-            "; its *.bin files are pickles, which could run code and are not loaded: re-save them as safetensors "
-            "(from_pretrained(DIR).save_pretrained(DIR)) where you trust the file" if pickled else ""))
-
-
 def _from_pretrained(cls, d: Path, dtype, what: str):
     if not (d / "config.json").exists():
         raise UserError(f"model folder {str(d.parent)!r} has no {d.name}/config.json; expected the {what} of a diffusers pipeline")
-    _require_safetensors(d)
+    require_safetensors(d)
     try:
         return cls.from_pretrained(d, torch_dtype=dtype, use_safetensors=True)
     except Exception as exc:  # a diffusers/transformers message, cut to one line

@@ -11,6 +11,7 @@ import torch
 from inversa.errors import UserError
 from inversa.pretrained import registry
 from inversa.pretrained.prior import DiffusionPrior
+from inversa.pretrained.safe_load import require_safetensors
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -176,11 +177,7 @@ def _load_folder(path: Path, name: str, device, dtype, *, prompt: str | None = N
     if class_name not in ("", "UNet2DModel"):
         raise UserError(f"model folder {str(path)!r} holds a {class_name}: not supported; " + latent.SUPPORTED)
     _check_prompt(prompt, f"model {name}")
-    if not any(unet_dir.glob("*.safetensors")):
-        pickled = any(unet_dir.glob("*.bin"))
-        raise UserError(f"model folder {str(unet_dir)!r} has no weights (*.safetensors)" + (
-            "; its *.bin files are pickles, which could run code and are not loaded: re-save them as safetensors "
-            "(UNet2DModel.from_pretrained(DIR).save_pretrained(DIR)) where you trust the file" if pickled else ""))
+    require_safetensors(unet_dir)
     try:
         model = UNet2DModel.from_pretrained(unet_dir, torch_dtype=dtype, use_safetensors=True)
     except Exception as exc:

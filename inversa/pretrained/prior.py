@@ -28,6 +28,8 @@ class DiffusionPrior(torch.nn.Module):
     """Wraps `model` (diffusers `UNet2DModel` convention) and `scheduler` (any diffusers scheduler
     exposing `alphas_cumprod`, `config.num_train_timesteps`, `config.prediction_type`)."""
 
+    kind = "pixel"  # the space the model's state lives in ("latent": `inversa.pretrained.latent.LatentPrior`)
+
     def __init__(self, model: torch.nn.Module, scheduler, *, name: str = "custom", source: str = ""):
         super().__init__()
         self.model = model

@@ -118,3 +118,12 @@ def _flatten(obj, path: Path) -> dict[str, torch.Tensor]:
 
 def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+
+
+def require_safetensors(folder: Path) -> None:
+    """One UserError unless `folder` holds *.safetensors weights (pickled *.bin/*.ckpt ones are never loaded)."""
+    if not any(folder.glob("*.safetensors")):
+        pickled = any(folder.glob("*.bin")) or any(folder.glob("*.ckpt"))
+        raise UserError(f"model folder {str(folder)!r} has no weights (*.safetensors)" + (
+            "; its *.bin files are pickles, which could run code and are not loaded: re-save them as safetensors "
+            "(from_pretrained(DIR).save_pretrained(DIR)) where you trust the file" if pickled else ""))

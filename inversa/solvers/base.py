@@ -182,9 +182,9 @@ class Solver:
         solvers that fit."""
         if prior is None or (getattr(prior, "kind", "pixel") == "latent") == self.latent:
             return
-        from inversa.solvers.registry import SOLVERS
+        from inversa.solvers.registry import solver_names
 
-        fit = [k for k, v in SOLVERS.items() if getattr(v, "latent", False) != self.latent and getattr(v, "needs_prior", True)]
+        fit = solver_names("pixel" if self.latent else "latent", priorless=False)
         if self.latent:
             raise UserError(f"solver {self.name} works in the latent space of an autoencoder and model {prior.name} is a "
                             f"pixel-space prior; solvers for it: {', '.join(fit)}")

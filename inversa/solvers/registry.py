@@ -51,10 +51,12 @@ class Composition:
         return solver
 
 
-def solver_names(kind: str = "pixel") -> list[str]:
-    """The registered names whose solvers run on priors of `kind`: "pixel" (compositions included) or
-    "latent" (a UNet over autoencoder latents: the solvers with `latent = True`)."""
-    return [k for k, v in SOLVERS.items() if getattr(v, "latent", False) == (kind == "latent")]
+def solver_names(kind: str = "pixel", *, priorless: bool = True) -> list[str]:
+    """The registered names whose solvers run on priors of `kind`, in registration order: "pixel" (compositions
+    included) or "latent" (a UNet over autoencoder latents: the solvers with `latent = True`); with `priorless`
+    also those that need no prior (the naive inverse), which fit both."""
+    return [k for k, v in SOLVERS.items() if (priorless and not getattr(v, "needs_prior", True))
+            or (getattr(v, "needs_prior", True) and getattr(v, "latent", False) == (kind == "latent"))]
 
 
 def solver_key(name) -> str:

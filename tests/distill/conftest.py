@@ -11,12 +11,8 @@ NUM_CLASSES = len(CLASS_NAMES)
 
 
 @pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path, monkeypatch):
+def _isolated_cache(tmp_path, monkeypatch, one_thread):
     monkeypatch.setenv("INVERSA_CACHE", str(tmp_path / "cache"))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: one thread is faster and leaves the other core free
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

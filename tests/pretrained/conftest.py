@@ -1,16 +1,12 @@
 """Session fixtures: tiny random latent pipeline folders of the real layouts (see tiny_pipelines.py)."""
 
 import pytest
-import torch
 from tiny_pipelines import save_dit, save_ldm, save_stable_diffusion
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: one thread is faster and leaves the other cores free
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_thread):
+    """Every test here on one thread (tests/conftest.py)."""
 
 
 @pytest.fixture(scope="session")
