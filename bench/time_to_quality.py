@@ -2,7 +2,7 @@
 against deepinv's samplers at their own defaults, on the same network, photos and measurements.
 
     python bench/time_to_quality.py [--size 64] [--limit 4] [--tasks sr4,circ_deblur,random_inpaint]
-        [--solvers dps,pigdm,...] [--steps 5,10,25,50,100,250,1000] [--starts 1,0.4,0.2] [--batches 1,4]
+        [--solvers dps,pigdm,ddrm:s_noise=0.9,...] [--steps 5,10,25,50,100,250,1000] [--starts 1,0.4,0.2] [--batches 1,4]
         [--samples 1,4]
         [--deepinv dps-f64,dps-f32,diffpir,ddrm,ddrm-20] [--dps-weight 300] [--threads 2]
         [--out runs/time_to_quality_64.jsonl] [--plot docs/time_to_quality.png] [--reduced]
@@ -21,7 +21,9 @@ DDRM and DiffPIR's closed-form proximal step; `A`/`A^T` for DPS):
 - ddrm: DDRM at its defaults (100 levels, eta 0.85, eta_b 1); ddrm-20: with 20 levels.
 
 deepinv runs each config on the whole batch, except DDRM on per-image masks (it takes one mask per
-batch), which runs one photo at a time. Every inversa solver runs at each (steps N, start s, batch b):
+batch), which runs one photo at a time. A solver may carry parameters, `name:key=value[:key=value]` (e.g. `ddrm:s_noise=0.9`: DDRM with 0.9
+times its fresh noise; the config name then reads "ddrm s_noise=0.9 N=..."). Every inversa solver
+runs at each (steps N, start s, batch b):
 N respaced steps of which about N s run from the naive inverse diffused to s (s = 1: from noise);
 photo i uses seed i; with --samples K > 1, also the mean of K samples per photo (`restore(samples=K)`).
 Each point records mean PSNR, LPIPS (AlexNet, ../shared/weights/lpips), wall
@@ -62,13 +64,26 @@ def chunks(n: int, batch: int):
     return [list(range(i, min(i + batch, n))) for i in range(0, n, batch)]
 
 
-def run_ours(prior, task, size, y, solver, steps, start, batch, samples=1, seed=0):
+def solver_spec(spec: str) -> tuple[str, dict]:
+    """("ddrm", {"s_noise": 0.9}) from "ddrm:s_noise=0.9"; parameters checked against the solver's."""
+    from inversa.cli.common import parse_params
+    from inversa.params import check_solver_params
+
+    name, *items = spec.split(":")
+    return name, check_solver_params(name, parse_params(items))
+
+
+def spec_label(name: str, params: dict) -> str:
+    return " ".join([name, *(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())])
+
+
+def run_ours(prior, task, size, y, solver, steps, start, batch, samples=1, seed=0, params=None):
     """(restorations, forwards per photo, VJPs per photo) of one solver configuration; with samples K > 1
     each photo's restoration is the mean of K samples (seeds i, i + 10000, ...), run in one batch of
     `batch` photos x K, as `restore(samples=K)` does."""
     from inversa.solvers import make_solver
 
-    method = make_solver(solver, prior, start=start)
+    method = make_solver(solver, prior, start=start, **(params or {}))
     outs, nfe, vjp, parts = [], 0, 0, chunks(len(y), batch)
     for idx in parts:
         rep = [i for i in idx for _ in range(samples)]
@@ -120,8 +135,8 @@ def score(x, out, weights) -> dict:
 
 
 def grid(args, n: int):
-    """(solver, N, start, batch, samples) of every inversa point to run."""
-    solvers = args.solvers.split(",")
+    """(solver spec, N, start, batch, samples) of every inversa point to run."""
+    solvers = [solver_spec(s) for s in args.solvers.split(",")]
     if args.reduced:
         return [(s, N, st, n, 1) for s in solvers for N, st in REDUCED_POINTS]
     return [(s, int(N), float(st), min(int(b), n), int(k)) for s in solvers for N in args.steps.split(",")
@@ -142,8 +157,8 @@ def measure_task(args, task, x, prior, den, done, out_file, weights):
     naive = op.naive_inverse(y).clamp(0, 1)
     base = {"task": task, "size": size, "photos": n, "threads": torch.get_num_threads()}
     todo = [("deepinv", c, deepinv_batch(c, task, n), {}) for c in args.deepinv.split(",") if c] + \
-           [("inversa", f"{s} N={N} start={st:g}" + (f" mean of {k}" if k > 1 else ""), b,
-             dict(solver=s, steps=N, start=st, samples=k)) for s, N, st, b, k in grid(args, n)]
+           [("inversa", f"{spec_label(*s)} N={N} start={st:g}" + (f" mean of {k}" if k > 1 else ""), b,
+             dict(solver=s[0], params=s[1], steps=N, start=st, samples=k)) for s, N, st, b, k in grid(args, n)]
     points = [{**base, "who": "naive", "config": "naive inverse", "batch": n, "seconds": 0.0, "nfe": 0, "vjp": 0,
                **score(x, naive, weights)}]
     for who, config, batch, spec in todo:
@@ -154,7 +169,8 @@ def measure_task(args, task, x, prior, den, done, out_file, weights):
             (out, nfe, vjp), sec = timed(lambda: run_deepinv(prior, den, task, size, y, config, args.dps_weight))
         else:
             (out, nfe, vjp), sec = timed(lambda: run_ours(prior, task, size, y, spec["solver"], spec["steps"],
-                                                          spec["start"], batch, spec["samples"]))
+                                                          spec["start"], batch, spec["samples"],
+                                                          params=spec["params"]))
         point = {**base, "who": who, "config": config, "batch": batch, **spec, "seconds": sec / n, "nfe": nfe,
                  "vjp": vjp, **score(x, out, weights)}
         with out_file.open("a") as f:
@@ -172,7 +188,7 @@ def retime(args, task, x, y, prior, den, ref, ours, reps):
     for _ in range(reps):
         t_ref.append(timed(lambda: run_deepinv(prior, den, task, args.size, y, ref["config"], args.dps_weight))[1])
         t_ours.append(timed(lambda: run_ours(prior, task, args.size, y, ours["solver"], ours["steps"], ours["start"],
-                                             ours["batch"], ours.get("samples", 1)))[1])
+                                             ours["batch"], ours.get("samples", 1), params=ours.get("params")))[1])
     return statistics.median(t_ref) / len(x), statistics.median(t_ours) / len(x)
 
 

@@ -1,6 +1,6 @@
 """Our DiffPIR and DDRM against deepinv's, on the same diffusers UNet, photos and measurements.
 
-    python bench/vs_deepinv_baselines.py [--size 64] [--limit 4] [--steps 20,100]
+    python bench/vs_deepinv_baselines.py [--size 64] [--limit 4] [--steps 20,100] [--seeds 1]
                                          [--presets box_inpaint,random_inpaint,sr4,circ_deblur] [--reps 1]
                                          [--paper-noise]
 
@@ -9,13 +9,23 @@ deepinv (a test/bench-only dependency) gets our prior through its denoiser inter
 our own operator's SVD (`to_deepinv(op, shape)`, a `DecomposablePhysics`, which deepinv's DDRM needs
 and whose proximal step DiffPIR solves in closed form, as ours does): inpainting, SR x4 and
 "circ_deblur" (the Gaussian-deblurring preset with circular padding; the preset's reflect padding has
-no SVD). Both methods run with their
-published defaults on both sides (DDRM eta 0.85, eta_b 1; DiffPIR lambda 7, zeta 0.3 ours / deepinv's
-default zeta 0.1 and our zeta, both printed) at the same number of network evaluations.
+no SVD). Each method runs at the same number of network evaluations in four ways:
 
-Prints per preset and step count: mean PSNR of each, the difference (goal: ours not lower by more
-than 0.2 dB), and wall time per batch with the ratio ours/deepinv (goal <= 1.0), measured
-interleaved in one run.
+- "ours" and "deepinv": each library's defaults (ours: the papers' published settings, DDRM η 0.85,
+  η_b 1 from noise, DiffPIR λ 7, ζ 0.3; deepinv 0.5.0: DDRM η 0.85, η_b 1 warm-started at its first
+  level with noise drawn at 1/sqrt(2) of DDRM's; DiffPIR λ 7, ζ 0.1);
+- the same configuration on both sides, which is what compares the two implementations: for DDRM
+  "ours as deepinv" (our DDRM warm-started where deepinv's starts, `start` 0.4, with `s_noise`
+  1/sqrt(2)); for DiffPIR "deepinv as ours" (ζ 0.3 and λ 3.5: deepinv's data step is the proximal
+  operator of ½||Ax - y||² with γ = 1/(2ρ), i.e. ||Ax - y||² + 2ρ||x - x0||², so its λ weighs the
+  prior twice what the paper's and the official code's λ does).
+- `--paper-noise`: deepinv's DDRM without its 1/sqrt(2), a diagnostic.
+
+Every photo runs with --seeds seeds (photo i, seed k: generator i + 1000 k). Prints per preset, steps
+and method: mean PSNR and median wall time of each way, and for the same-configuration pair the
+paired PSNR difference ours - deepinv with its standard error over photos x seeds (goal: not lower by
+more than 0.2 dB) and the wall-time ratio ours/deepinv (goal <= 1.0), all measured interleaved in
+one run, one image at a time on both sides (deepinv's DDRM shares one mask across a batch).
 """
 
 from __future__ import annotations
@@ -33,6 +43,9 @@ from common import bench_operator, photo_problem
 from inversa.eval.metrics import psnr
 from inversa.interop.deepinv import PriorDenoiser
 from inversa.solvers import make_solver
+
+
+AS_DEEPINV_START = 0.4  # deepinv's DDRM starts at VE sigma 1 ([0, 1] units): abar = 1 / (1 + 2²) = 0.2, t = 396 of 1000
 
 
 def deepinv_physics(preset, size, i):
@@ -63,7 +76,7 @@ def paper_noise():
         module.np = np
 
 
-def run_deepinv(method, den, physics, y, steps, seed, zeta=None):
+def run_deepinv(method, den, physics, y, steps, seed, zeta=None, lam=7.0):
     """One image at a time (deepinv's DDRM shares one mask across a batch; per-image masks differ)."""
     import deepinv as dinv
 
@@ -74,19 +87,51 @@ def run_deepinv(method, den, physics, y, steps, seed, zeta=None):
                 model = dinv.sampling.DDRM(den, sigmas=np.linspace(1, 0, steps), eta=0.85, etab=1.0)
             else:
                 model = dinv.sampling.DiffPIR(den, dinv.optim.data_fidelity.L2(), sigma=ph.noise_model.sigma,
-                                              max_iter=steps, zeta=zeta if zeta is not None else 0.1, lambda_=7.0)
+                                              max_iter=steps, zeta=zeta if zeta is not None else 0.1, lambda_=lam)
             outs.append(model(y[i:i + 1], ph, seed=seed + i + 1).clamp(0, 1))  # seed 0 would mean "no seeding"
     return torch.cat(outs)
 
 
-def run_ours(method, prior, preset, size, y, steps, seed, start=1.0):
+def run_ours(method, prior, preset, size, y, steps, seed, start=1.0, **params):
     """One image at a time too, so the wall times compare the same work. With `start` < 1 (a warm
     start), steps / start respaced steps, of which the last `steps` run: the same network evaluations."""
-    solver = make_solver(method, prior, start=start)
+    solver = make_solver(method, prior, start=start, **params)
     steps = round(steps / start)
     return torch.cat([solver(y[i:i + 1], bench_operator(preset, size, [i]),
                              generator=[torch.Generator().manual_seed(seed + i)], num_steps=steps, progress=False).x
                       for i in range(y.shape[0])])
+
+
+def ways(args, method, prior, den, physics, preset, y, steps):
+    """{name: fn(seed) -> restorations} of every way to run `method` (see the module docstring), and the
+    (ours, deepinv) names of its same-configuration pair."""
+    ours = lambda seed, start=1.0, **kw: run_ours(method, prior, preset, args.size, y, steps, seed, start, **kw)  # noqa: E731
+    runs = {"ours": ours, "deepinv": lambda seed: run_deepinv(method, den, physics, y, steps, seed)}
+    if method == "diffpir":
+        runs["deepinv as ours"] = lambda seed: run_deepinv(method, den, physics, y, steps, seed, zeta=0.3, lam=3.5)
+        return runs, ("ours", "deepinv as ours")
+    runs["ours as deepinv"] = lambda seed: ours(seed, AS_DEEPINV_START, s_noise=2**-0.5)
+    if args.paper_noise:
+        def paper(seed):
+            with paper_noise():
+                return run_deepinv(method, den, physics, y, steps, seed)
+        runs["deepinv paper noise"] = paper
+    return runs, ("ours as deepinv", "deepinv")
+
+
+def compare(args, runs, x, prior):
+    """Interleaved runs over seeds and --reps: per way the PSNR of every (seed, photo), median seconds, NFE."""
+    scores, times, nfes = {k: [] for k in runs}, {k: [] for k in runs}, {}
+    for seed in range(args.seeds):
+        for rep in range(args.reps):
+            for who, fn in runs.items():
+                nfe0, t0 = prior.nfe, time.perf_counter()
+                out = fn(args.seed + 1000 * seed)
+                times[who].append(time.perf_counter() - t0)
+                nfes[who] = prior.nfe - nfe0
+                if rep == 0:
+                    scores[who].append(psnr(out, x))
+    return {k: torch.cat(v) for k, v in scores.items()}, {k: statistics.median(v) for k, v in times.items()}, nfes
 
 
 def main():
@@ -95,54 +140,37 @@ def main():
     ap.add_argument("--limit", type=int, default=4)
     ap.add_argument("--steps", default="20,100")
     ap.add_argument("--presets", default="box_inpaint,random_inpaint")
-    ap.add_argument("--reps", type=int, default=1)
+    ap.add_argument("--seeds", type=int, default=1, help="samples per photo (paired across the two libraries)")
+    ap.add_argument("--reps", type=int, default=1, help="timings per way and seed (the median is printed)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--ddrm-start", type=float, default=0.2,
-                    help="also our DDRM warm-started at this fraction, at the same NFE (deepinv's starts at VE sigma 1)")
     ap.add_argument("--paper-noise", action="store_true",
                     help="also deepinv's DDRM with the paper's noise level (see paper_noise), a diagnostic")
     args = ap.parse_args()
     import deepinv
 
+    verdicts = []
     for preset in args.presets.split(","):
         problem = photo_problem(preset, args.limit, args.size)
         if problem is None:
             return
         x, op, y, prior, kind = problem
         den, physics = PriorDenoiser(prior), [deepinv_physics(preset, args.size, i) for i in range(len(x))]
-        print(f"\n{preset}: prior {prior.name} ({kind}); {len(x)} photos {args.size}x{args.size}, float32, "
-              f"torch threads {torch.get_num_threads()}, deepinv {deepinv.__version__}; "
+        print(f"\n{preset}: prior {prior.name} ({kind}); {len(x)} photos {args.size}x{args.size} x {args.seeds} seeds, "
+              f"float32, torch threads {torch.get_num_threads()}, deepinv {deepinv.__version__}; "
               f"naive inverse {psnr(op.naive_inverse(y), x).mean():.2f} dB")
         for steps in (int(s) for s in args.steps.split(",")):
             for method in ("ddrm", "diffpir"):
-                runs = {"ours": lambda: run_ours(method, prior, preset, args.size, y, steps, args.seed),
-                        "deepinv": lambda: run_deepinv(method, den, physics, y, steps, args.seed)}
-                if method == "ddrm" and args.ddrm_start < 1:
-                    runs[f"ours start {args.ddrm_start:g}"] = lambda: run_ours(method, prior, preset, args.size, y, steps, args.seed,
-                                                                              args.ddrm_start)
-                if method == "ddrm" and args.paper_noise:
-                    def paper():
-                        with paper_noise():
-                            return run_deepinv(method, den, physics, y, steps, args.seed)
-                    runs["deepinv paper noise"] = paper
-                if method == "diffpir":
-                    runs["deepinv zeta 0.3"] = lambda: run_deepinv(method, den, physics, y, steps, args.seed, zeta=0.3)
-                times = {k: [] for k in runs}
-                scores, nfes = {}, {}
-                for rep in range(args.reps):
-                    for who, fn in runs.items():  # interleaved
-                        nfe0, t0 = prior.nfe, time.perf_counter()
-                        out = fn()
-                        times[who].append(time.perf_counter() - t0)
-                        scores[who], nfes[who] = psnr(out, x).mean().item(), prior.nfe - nfe0
-                line = "  ".join(f"{who} {scores[who]:.2f} dB, {statistics.median(times[who]):.1f} s, NFE {nfes[who]}"
-                                 for who in runs)
-                best = max(v for k, v in scores.items() if k in ("deepinv", "deepinv zeta 0.3"))
-                ratio = statistics.median(times["ours"]) / statistics.median(times["deepinv"])
-                paper = (f", ours - deepinv paper noise {scores['ours'] - scores['deepinv paper noise']:+.2f} dB"
-                         if "deepinv paper noise" in scores else "")
-                print(f"  {method} @ {steps}: {line}  | ours - best deepinv {scores['ours'] - best:+.2f} dB{paper}, "
-                      f"time ours/deepinv {ratio:.2f}")
+                runs, (a, b) = ways(args, method, prior, den, physics, preset, y, steps)
+                scores, times, nfes = compare(args, runs, x, prior)
+                line = "  ".join(f"{who} {scores[who].mean():.2f} dB, {times[who]:.1f} s" for who in runs)
+                d = scores[a] - scores[b]
+                diff, se, ratio = d.mean().item(), (d.std() / len(d) ** 0.5).item(), times[a] / times[b]
+                ok = diff >= -0.2 and ratio <= 1.0
+                verdicts.append(ok)
+                print(f"  {method} @ {steps} (NFE {nfes['ours']} per run): {line}\n    same configuration: {a} - {b} "
+                      f"{diff:+.2f} ± {se:.2f} dB, time {ratio:.2f}  [{'met' if ok else 'MISSED'}]; defaults: ours - "
+                      f"deepinv {(scores['ours'] - scores['deepinv']).mean():+.2f} dB")
+    print(f"\nmust-hold: {sum(verdicts)}/{len(verdicts)} same-configuration rows within 0.2 dB at <= 1.0x the time")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,8 @@ also applies to the null space); `variant` records which ran.
 Arguments: `eta` (default 0.85: the official main.py `--eta` default), 100 steps (the official
 configs' time_travel.T_sampling; pass num_steps=100), `s_min` (singular values below it count as
 0, default 1e-3 as the official general-H class), `clip_x0` (default False: the official code does
-not clip x0hat). The loop's `sampler` does not apply (recorded as `sampler_ignored` if passed).
+not clip x0hat), `s_noise` (default 1.0: a factor on each step's fresh noise, EDM's S_noise, as in
+DDRM). The loop's `sampler` does not apply (recorded as `sampler_ignored` if passed).
 
 Deviations: (1) the time-travel trick (travel_length / travel_repeat, off in the official default
 configs: 1 / 1) is not implemented; (2) timesteps come from the shared loop ("leading" spacing);
@@ -43,7 +44,7 @@ import torch
 
 from inversa.errors import UserError
 from inversa.solvers.base import Context, Solver, StepState, randn
-from inversa.solvers.ddrm import check_fraction, check_nonneg, own_step_sampler, spectral
+from inversa.solvers.ddrm import check_fraction, check_nonneg, check_s_noise, own_step_sampler, spectral
 from inversa.solvers.registry import register
 
 
@@ -54,7 +55,7 @@ class DDNMContext(Context):
 
 @register("ddnm")
 class DDNM(Solver):
-    """Null-space diffusion (DDNM, and DDNM+ for noisy y). Parameters: `eta`, `s_min`."""
+    """Null-space diffusion (DDNM, and DDNM+ for noisy y). Parameters: `eta`, `s_min`, `s_noise`."""
     paper_steps = 100  # the official configs' T_sampling = 100
 
     label = "DDNM (null-space diffusion)"
@@ -64,11 +65,12 @@ class DDNM(Solver):
     context = DDNMContext
 
     def __init__(self, prior, *, eta: float = 0.85, s_min: float = 1e-3, clip_x0: bool = False, cg_iters: int = 50,
-                 **kwargs):
+                 s_noise: float = 1.0, **kwargs):
         self.requested_sampler = own_step_sampler(kwargs.pop("sampler", None), "DDNM")
         eta = check_fraction(eta, "eta")
         super().__init__(prior, sampler="ddim", eta=eta, clip_x0=clip_x0, **kwargs)
         self.s_min = check_nonneg(s_min, "s_min")
+        self.s_noise = check_s_noise(s_noise)
         if isinstance(cg_iters, bool) or not isinstance(cg_iters, int) or cg_iters < 1:
             raise UserError(f"cg_iters must be a positive integer, got {cg_iters!r}")
         self.cg_iters = cg_iters
@@ -102,7 +104,7 @@ class DDNM(Solver):
         a_t, ap = self.prior.abar(s.t), self.prior.abar(s.t_prev)
         eps = (x_t - a_t**0.5 * x0) / (1 - a_t) ** 0.5
         a, st, sy = ap**0.5, (1 - ap) ** 0.5, p.sigma
-        z = randn(x0.shape, p.generators, device=x0.device, dtype=x0.dtype)
+        z = self.s_noise * randn(x0.shape, p.generators, device=x0.device, dtype=x0.dtype)
         if s.ctx.variant == "svd":
             sv, safe = spectral(op, x0, self.s_min)
             xb, eb, uy = op.V_T(x0), op.V_T(eps), op.U_T(p.y)

@@ -25,10 +25,12 @@ def test_svd_ddnm_plus_equals_ddrm_with_eta_b_1(sigma, kind):
     prior = correlated_prior()
     op = inpainting(sigma) if kind == "inpainting" else blur(sigma)
     ys = ys_for(prior, op, 3)
-    a = DDNM(prior, eta=0.85)(ys, op, generator=gens([0, 1, 2]), num_steps=30, progress=False)
-    b = DDRM(prior, eta=0.85, eta_b=1.0)(ys, op, generator=gens([0, 1, 2]), num_steps=30, progress=False)
-    torch.testing.assert_close(a.x, b.x, rtol=0, atol=1e-10)
-    assert a.metadata["variant"] == "svd"
+    for s_noise in (1.0, 0.7):  # the paper's noise, and both with the same factor on their fresh draws
+        a = DDNM(prior, eta=0.85, s_noise=s_noise)(ys, op, generator=gens([0, 1, 2]), num_steps=30, progress=False)
+        b = DDRM(prior, eta=0.85, eta_b=1.0, s_noise=s_noise)(ys, op, generator=gens([0, 1, 2]), num_steps=30,
+                                                             progress=False)
+        torch.testing.assert_close(a.x, b.x, rtol=0, atol=1e-10)
+        assert a.metadata["variant"] == "svd"
 
 
 class _Hidden(Inpainting):
@@ -79,7 +81,7 @@ def test_noiseless_inpainting_projects_onto_y(gauss16):
 
 
 def test_parameters_are_validated(gauss16):
-    for bad in ({"eta": 1.5}, {"s_min": -1}, {"cg_iters": 0}, {"sampler": "euler"}):
+    for bad in ({"eta": 1.5}, {"s_min": -1}, {"cg_iters": 0}, {"sampler": "euler"}, {"s_noise": -1}):
         with pytest.raises(UserError):
             DDNM(gauss16, **bad)
 

@@ -81,9 +81,31 @@ def test_noiseless_inpainting_keeps_observed_pixels(gauss16):
 
 
 def test_parameters_are_validated(gauss16):
-    for bad in ({"eta": 1.5}, {"eta": -0.1}, {"eta_b": 2}, {"s_min": -1}, {"eta": "x"}, {"sampler": "euler"}):
-        with pytest.raises(UserError):
+    for bad in ({"eta": 1.5}, {"eta": -0.1}, {"eta_b": 2}, {"s_min": -1}, {"eta": "x"}, {"sampler": "euler"},
+                {"s_noise": -0.1}, {"s_noise": 3}, {"s_noise": "x"}, {"s_noise": True}):
+        with pytest.raises(UserError) as err:
             DDRM(gauss16, **bad)
+        assert "\n" not in str(err.value)
+    assert "s_noise" in str(pytest.raises(UserError, DDRM, gauss16, s_noise=3).value)
+
+
+@pytest.mark.parametrize("s_noise", [0.0, 0.5])
+def test_s_noise_scales_every_fresh_draw(s_noise):
+    """s_noise multiplies the step's fresh draw z in all three cases, and nothing else: the step equals
+    the dense reference of the official update with z scaled by s_noise."""
+    prior = correlated_prior()
+    op = blur(0.025)
+    g = torch.Generator().manual_seed(4)
+    x_t = torch.randn(1, *SHAPE, generator=g, dtype=torch.float64)
+    y = op.A(torch.rand(1, *SHAPE, generator=g, dtype=torch.float64) * 2 - 1)
+    solver = DDRM(prior, s_noise=s_noise)
+    pred = solver.predict(x_t, 300)
+    s = StepState(0, 2, 300, 250, x_t, pred, Problem(y=y, operator=op, sigma=0.05, generators=gens([5])))
+    z = torch.randn(SHAPE, generator=torch.Generator().manual_seed(5), dtype=torch.float64).reshape(-1)
+    ref = reference_step(op.M, x_t.reshape(-1), pred.x0hat.reshape(-1), y.reshape(-1), prior.abar(300),
+                         prior.abar(250), 0.05, 0.85, 1.0, s_noise * z)
+    torch.testing.assert_close(solver.step(s).reshape(-1), ref, rtol=1e-10, atol=1e-10)
+    assert solver.params()["s_noise"] == s_noise
 
 
 # Sanity band (DDRM is not an exact posterior sampler: observed coordinates are replaced by y plus
