@@ -43,13 +43,14 @@ from dataclasses import dataclass
 import torch
 
 from inversa.errors import UserError
-from inversa.solvers.base import Context, Solver, StepState, randn
-from inversa.solvers.ddrm import check_fraction, check_nonneg, check_s_noise, own_step_sampler, spectral
+from inversa.solvers.base import Solver, StepState, randn
+from inversa.solvers.ddrm import (SpectralContext, check_fraction, check_nonneg, check_s_noise, own_step_sampler,
+                                  spectral_data)
 from inversa.solvers.registry import register
 
 
 @dataclass
-class DDNMContext(Context):
+class DDNMContext(SpectralContext):
     variant: str = "svd"  # "svd": the operator's closed-form SVD; "pinv": A^† by the operator (all s_i = 1)
 
 
@@ -106,8 +107,8 @@ class DDNM(Solver):
         a, st, sy = ap**0.5, (1 - ap) ** 0.5, p.sigma
         z = self.s_noise * randn(x0.shape, p.generators, device=x0.device, dtype=x0.dtype)
         if s.ctx.variant == "svd":
-            sv, safe = spectral(op, x0, self.s_min)
-            xb, eb, uy = op.V_T(x0), op.V_T(eps), op.U_T(p.y)
+            sv, safe, uy = spectral_data(s, self.s_min, x0)
+            xb, eb = op.V_T(x0), op.V_T(eps)
             corr = torch.where(sv > 0, (sv * xb - uy) / safe, torch.zeros_like(xb))  # V^T A^†(A x0 - y)
             lam, d1, d2 = self._coefficients(sv, safe, a, st, sy)
             return op.V(a * (xb - lam * corr) + d2 * eb + d1 * z)  # z white in any orthonormal basis

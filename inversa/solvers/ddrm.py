@@ -38,11 +38,12 @@ exact posterior sampler on Gaussian priors, and tests/solvers/test_ddrm.py measu
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
 from inversa.errors import UserError
-from inversa.solvers.base import Solver, StepState, randn
+from inversa.solvers.base import Context, Solver, StepState, randn
 from inversa.solvers.registry import register
 
 
@@ -84,6 +85,24 @@ def spectral(op, x0: torch.Tensor, s_min: float):
     return s, torch.where(s > 0, s, torch.ones_like(s))
 
 
+@dataclass
+class SpectralContext(Context):
+    """Per call: the singular values (`spectral`) and U^T y, which do not change from step to step."""
+
+    spectral: tuple | None = None  # (s, safe divisor, U^T y), made at the first step
+
+
+def spectral_data(s: StepState, s_min: float, x0: torch.Tensor):
+    """(s, safe, U^T y) of the call, computed at its first step only (a step alone, without a context,
+    computes them)."""
+    cached = getattr(s.ctx, "spectral", None)
+    if cached is None:
+        cached = (*spectral(s.problem.operator, x0, s_min), s.problem.operator.U_T(s.problem.y))
+        if s.ctx is not None:
+            s.ctx.spectral = cached
+    return cached
+
+
 @register("ddrm")
 class DDRM(Solver):
     """Denoising Diffusion Restoration Models. Parameters: `eta` (η), `eta_b` (η_b), `s_min`, `s_noise`."""
@@ -94,6 +113,7 @@ class DDRM(Solver):
     cost = (1, 0)
     needs_svd = True
     needs_grad = False
+    context = SpectralContext
 
     def __init__(self, prior, *, eta: float = 0.85, eta_b: float = 1.0, s_min: float = 1e-3, clip_x0: bool = False,
                  s_noise: float = 1.0, **kwargs):
@@ -114,8 +134,8 @@ class DDRM(Solver):
         eps = (x_t - a**0.5 * x0) / (1 - a) ** 0.5
         sig = ((1 - ap) / ap) ** 0.5
         sy, eta, eta_b = p.sigma, self.eta, self.eta_b
-        sv, safe = spectral(op, x0, self.s_min)
-        xb, eb, uy = op.V_T(x0), op.V_T(eps), op.U_T(p.y)
+        sv, safe, uy = spectral_data(s, self.s_min, x0)
+        xb, eb = op.V_T(x0), op.V_T(eps)
         z = self.s_noise * randn(x0.shape, p.generators, device=x0.device, dtype=x0.dtype)
         c = (1 - eta**2) ** 0.5
         missing = xb + sig * (c * eb + eta * z)
