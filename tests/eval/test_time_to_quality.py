@@ -35,3 +35,18 @@ def test_reduced_run_reports_every_deepinv_point_and_resumes(tmp_path):
     again = subprocess.run(cmd + ["--confirm-reps", "0"], capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert again.returncode == 0 and out.read_text().splitlines() == lines  # nothing rerun
     assert "s/photo" not in again.stderr  # no point was measured again
+
+
+def test_solver_specs_carry_checked_parameters(monkeypatch):
+    """`--solvers ddrm:s_noise=0.9` is DDRM with that parameter, named so in the results; a parameter the
+    solver does not take is refused in one line before anything runs."""
+    from inversa.errors import UserError
+
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import time_to_quality as ttq
+
+    assert ttq.solver_spec("ddrm:s_noise=0.9:eta=0.5") == ("ddrm", {"s_noise": 0.9, "eta": 0.5})
+    assert ttq.solver_spec("dps") == ("dps", {})
+    assert ttq.spec_label("ddrm", {"s_noise": 0.9}) == "ddrm s_noise=0.9"
+    with pytest.raises(UserError, match="unknown parameter 'zeta' for solver ddrm"):
+        ttq.solver_spec("ddrm:zeta=0.3")
