@@ -19,9 +19,9 @@ code's general-H class zeroes those below 1e-3; default 1e-3): without it a nois
 divide by rounding-level singular values. `clip_x0` defaults to False: the official code does not
 clip x0hat. `s_noise` (default 1.0, the paper) multiplies every step's fresh Gaussian draw z, as the
 "S_noise" of Karras et al. (NeurIPS 2022, Algorithm 2): below 1 the chain ends nearer the posterior
-mean, trading detail for PSNR (smoother: lower PSNR error, higher LPIPS); deepinv 0.5.0's DDRM draws
-its noise at 1/sqrt(2) of DDRM's. The loop's `sampler` does not apply (own step): a "ddpm"/"ddim" passed by a generic
-front end is recorded as `sampler_ignored` in the metadata.
+mean, i.e. smoother restorations, higher PSNR and higher LPIPS (deepinv 0.5.0's DDRM draws its noise
+at 1/sqrt(2) of DDRM's). The loop's `sampler` does not apply (own step): a "ddpm"/"ddim" passed by a
+generic front end is recorded as `sampler_ignored` in the metadata.
 
 Operators: those with a closed-form SVD (inpainting, identity, super-resolution, circular blur);
 others are refused in one line.
