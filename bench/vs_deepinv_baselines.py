@@ -24,7 +24,10 @@ no SVD). Each method runs at the same number of network evaluations in four ways
   times what each implementation adds to the network's forwards (milliseconds per step, the minimum
   of 7 interleaved runs): both libraries pay one forward per level, so that is where they can differ.
 
-Every photo runs with --seeds seeds (photo i, seed k: generator i + 1000 k). Prints per preset, steps
+Every photo runs with --seeds seeds (photo i, seed k: generator i + 1 + 1000 k on both sides). That
+makes the DiffPIR pair common random numbers: ours and deepinv's draw x_T and one normal per step in
+the same order from the same seed, so their paired difference is the algorithms' alone (DDRM's
+runs draw differently: deepinv's starts from y, ours diffuses the naive inverse). Prints per preset, steps
 and method: mean PSNR and median wall time of each way, and for the same-configuration pair the
 paired PSNR difference ours - deepinv with its standard error over photos x seeds (goal: not lower by
 more than 0.2 dB) and the wall-time ratio ours/deepinv (goal <= 1.0), all measured interleaved in
@@ -100,8 +103,9 @@ def run_ours(method, prior, preset, size, y, steps, seed, start=1.0, **params):
     start), steps / start respaced steps, of which the last `steps` run: the same network evaluations."""
     solver = make_solver(method, prior, start=start, **params)
     steps = round(steps / start)
+    # seed + i + 1 as deepinv's run: common random numbers where both draw alike (DiffPIR: x_T, then one per step)
     return torch.cat([solver(y[i:i + 1], bench_operator(preset, size, [i]),
-                             generator=[torch.Generator().manual_seed(seed + i)], num_steps=steps, progress=False).x
+                             generator=[torch.Generator().manual_seed(seed + i + 1)], num_steps=steps, progress=False).x
                       for i in range(y.shape[0])])
 
 
