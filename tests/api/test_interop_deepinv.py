@@ -134,3 +134,31 @@ def test_operator_without_an_svd_stays_a_linear_physics():
     physics = to_deepinv(op, (3, 32, 32))
     assert not isinstance(physics, dinv.physics.DecomposablePhysics)
     assert isinstance(physics, dinv.physics.LinearPhysics)
+
+
+@pytest.mark.parametrize("kind", ["circular_blur", "inpainting"])
+def test_our_diffpir_is_deepinvs_draw_for_draw(kind):
+    """Same prior, operator, y and seed: our DiffPIR and deepinv's (whose data step is the proximal
+    operator of ½||Ax - y||² with γ = 1/(2ρ), i.e. the paper's ρ doubled: its λ = ours / 2) draw x_T and
+    one normal per step in the same order, so they agree up to the two documented differences (deepinv
+    starts from q(x_T | A^T y), signal sqrt(ab_T) ≈ 0.006 of A^T y; it returns the last sample step's
+    x, ours the last data step's x̂0)."""
+    from inversa.operators import Inpainting
+
+    size = 32
+    op = (Blur(gaussian_kernel(9, 1.5), "circular", inversa.GaussianNoise(0.02)) if kind == "circular_blur" else
+          Inpainting((torch.rand(1, 1, size, size, generator=torch.Generator().manual_seed(2)) > 0.5).float(),
+                     noise=inversa.GaussianNoise(0.02)))
+    x = inversa.demo_image(size)
+    y = op.measure(x, generator=torch.Generator().manual_seed(1))
+    prior = inversa.load_prior()
+    ours = inversa.make_solver("diffpir", prior, zeta=0.3, lam=7.0)(y, op, num_steps=12, progress=False,
+                                                                  generator=torch.Generator().manual_seed(5)).x
+    model = dinv.sampling.DiffPIR(PriorDenoiser(prior), dinv.optim.data_fidelity.L2(), sigma=0.02, max_iter=12,
+                                  zeta=0.3, lambda_=3.5)
+    with torch.no_grad():
+        theirs = model(y, to_deepinv(op, tuple(x.shape)), seed=5).clamp(0, 1)
+    assert (ours - theirs).abs().mean() < 0.01 and (ours - theirs).abs().max() < 0.1
+    other = inversa.make_solver("diffpir", prior, zeta=0.3, lam=7.0)(y, op, num_steps=12, progress=False,
+                                                                   generator=torch.Generator().manual_seed(6)).x
+    assert (ours - other).abs().mean() > 5 * (ours - theirs).abs().mean()  # a different seed is far apart
