@@ -44,8 +44,7 @@ import torch
 
 from inversa.errors import UserError
 from inversa.solvers.base import Solver, StepState, randn
-from inversa.solvers.ddrm import (SpectralContext, check_fraction, check_nonneg, check_s_noise, own_step_sampler,
-                                  spectral_data)
+from inversa.solvers.ddrm import SpectralContext, check_fraction, check_nonneg, own_step_sampler, spectral_data
 from inversa.solvers.registry import register
 
 
@@ -71,7 +70,7 @@ class DDNM(Solver):
         eta = check_fraction(eta, "eta")
         super().__init__(prior, sampler="ddim", eta=eta, clip_x0=clip_x0, **kwargs)
         self.s_min = check_nonneg(s_min, "s_min")
-        self.s_noise = check_s_noise(s_noise)
+        self.s_noise = check_fraction(s_noise, "s_noise (1: the paper's noise)", upper=2.0)
         if isinstance(cg_iters, bool) or not isinstance(cg_iters, int) or cg_iters < 1:
             raise UserError(f"cg_iters must be a positive integer, got {cg_iters!r}")
         self.cg_iters = cg_iters

@@ -47,15 +47,10 @@ from inversa.solvers.base import Context, Solver, StepState, randn
 from inversa.solvers.registry import register
 
 
-def check_fraction(value, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise UserError(f"{what} must be a number in [0, 1], got {value!r}")
-    return float(value)
-
-
-def check_s_noise(value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 2:
-        raise UserError(f"s_noise must be a number in [0, 2] (1: the paper's noise), got {value!r}")
+def check_fraction(value, what: str, upper: float = 1.0) -> float:
+    """`value` as a float when it is a number in [0, upper]; else one UserError naming `what`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= upper:
+        raise UserError(f"{what} must be a number in [0, {upper:g}], got {value!r}")
     return float(value)
 
 
@@ -77,27 +72,23 @@ def own_step_sampler(sampler, method: str):
     return sampler
 
 
-def spectral(op, x0: torch.Tensor, s_min: float):
-    """Singular values in the image-shaped layout (below s_min set to 0), expanded to x0's shape,
-    with a safe divisor (1 where s = 0)."""
-    s = op.singulars(x0).to(x0.dtype)
-    s = torch.where(s >= s_min, s, torch.zeros_like(s)).expand_as(x0) if s_min > 0 else s.expand_as(x0)
-    return s, torch.where(s > 0, s, torch.ones_like(s))
-
-
 @dataclass
 class SpectralContext(Context):
-    """Per call: the singular values (`spectral`) and U^T y, which do not change from step to step."""
+    """Per call: the singular values and U^T y, which do not change from step to step."""
 
     spectral: tuple | None = None  # (s, safe divisor, U^T y), made at the first step
 
 
 def spectral_data(s: StepState, s_min: float, x0: torch.Tensor):
-    """(s, safe, U^T y) of the call, computed at its first step only (a step alone, without a context,
-    computes them)."""
+    """(s, safe, U^T y) of the call: the singular values in the image-shaped layout (below s_min set to 0)
+    expanded to x0's shape, a safe divisor (1 where s = 0) and U^T y; computed at the call's first step
+    only (a step alone, without a context, computes them)."""
     cached = getattr(s.ctx, "spectral", None)
     if cached is None:
-        cached = (*spectral(s.problem.operator, x0, s_min), s.problem.operator.U_T(s.problem.y))
+        op = s.problem.operator
+        sv = op.singulars(x0).to(x0.dtype)
+        sv = (torch.where(sv >= s_min, sv, torch.zeros_like(sv)) if s_min > 0 else sv).expand_as(x0)
+        cached = (sv, torch.where(sv > 0, sv, torch.ones_like(sv)), op.U_T(s.problem.y))
         if s.ctx is not None:
             s.ctx.spectral = cached
     return cached
@@ -122,7 +113,7 @@ class DDRM(Solver):
         super().__init__(prior, sampler="ddim", eta=eta, clip_x0=clip_x0, **kwargs)
         self.eta_b = check_fraction(eta_b, "eta_b")
         self.s_min = check_nonneg(s_min, "s_min")
-        self.s_noise = check_s_noise(s_noise)
+        self.s_noise = check_fraction(s_noise, "s_noise (1: the paper's noise)", upper=2.0)
 
     def run_metadata(self, ctx):
         return {**super().run_metadata(ctx), "sampler_ignored": self.requested_sampler}
