@@ -10,10 +10,11 @@ Per setting: the floor (two exact sample sets) and the prior alone, then each so
 at each step count: sliced W2 to exact posterior samples (all / observed / unobserved coordinates),
 the worst posterior-mean error and the variance-ratio range on each split, network forwards and VJPs
 per step, wall seconds; other forms run beside the defaults: the earlier ones (DPS's uncapped step, C-DPS
-paper, CA-DPS diagonal) and those exact on Gaussians (C-DPS joint with the full covariance, DAPS's Gaussian
-x0 step). --cg-curve adds CA-DPS at k = 1, 2, 4, 8 CG iterations (at --curve-steps) (its cost per step is
+paper, CA-DPS diagonal), those exact on Gaussians (C-DPS joint with the full covariance, DAPS's Gaussian
+x0 step) and CA-DPS's tilt secant (mean_shift=tilt, for multimodal priors). --cg-curve adds CA-DPS at k = 1, 2, 4, 8 CG iterations (at --curve-steps) (its cost per step is
 1 + sqrt_iters + k + 1 forwards with the posterior step variance, k + 2 without). The closing lines
-check the full-covariance issue's targets on the mixture (100 steps against DPS at 1000).
+check the full-covariance issue's targets on the mixture (100 steps against DPS at 1000), for the three
+methods' defaults and CA-DPS's tilt form.
 Run with OMP_NUM_THREADS=1 on a shared machine; the full default run takes a while on 2 cores.
 """
 
@@ -53,9 +54,9 @@ HEADER = (f"  {'solver @ steps':<34} {'SW2':>6} {'SW2obs':>7} {'SW2unobs':>8}  {
 
 
 # Other forms beside the defaults: the earlier ones (DPS's uncapped T/N step, C-DPS's paper variant, CA-DPS's
-# diagonal) and the forms exact on Gaussian priors (C-DPS's joint step, DAPS's Gaussian x0 step).
+# diagonal), the forms exact on Gaussian priors (C-DPS's joint step, DAPS's Gaussian x0 step) and CA-DPS's tilt secant.
 OTHER_FORMS = {"dps": [{"step_rule": "stride"}], "c-dps": [{"variant": "paper"}, {"variant": "joint", "covariance": "full"}],
-               "ca-dps": [{"covariance": "diagonal"}], "daps": [{"x0_step": "gaussian", "tau": None}]}
+               "ca-dps": [{"covariance": "diagonal"}, {"mean_shift": "tilt"}], "daps": [{"x0_step": "gaussian", "tau": None}]}
 
 
 def configs(solvers, steps, cg_curve, curve_steps):
@@ -120,7 +121,7 @@ def check(results):
         if not name.startswith("mix-") or "dps @ 1000" not in res:
             continue
         ref = res["dps step_rule=stride @ 1000"]["sw2"] if "dps step_rule=stride @ 1000" in res else res["dps @ 1000"]["sw2"]
-        for solver in ("ca-dps", "cmi-dps", "c-dps"):
+        for solver in ("ca-dps", "cmi-dps", "c-dps", "ca-dps mean_shift=tilt"):
             r = res.get(f"{solver} @ 100")
             if r is None:
                 continue

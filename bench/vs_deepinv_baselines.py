@@ -29,7 +29,7 @@ makes the DiffPIR pair common random numbers: ours and deepinv's draw x_T and on
 the same order from the same seed, so their paired difference is the algorithms' alone (DDRM's
 runs draw differently: deepinv's starts from y, ours diffuses the naive inverse). Prints per preset, steps
 and method: mean PSNR and wall time of each way (the fastest of its seeds x --reps interleaved runs, as
-`timeit` advises: slower runs measure the machine's other work), and for the same-configuration pair the
+`timeit` advises: slower runs measure the machine's other work; the ways take turns at running first), and for the same-configuration pair the
 paired PSNR difference ours - deepinv with its standard error over photos x seeds (goal: not lower by
 more than 0.2 dB) and the wall-time ratio ours/deepinv (goal <= 1.0), all measured interleaved in
 one run, one image at a time on both sides (deepinv's DDRM shares one mask across a batch).
@@ -127,12 +127,15 @@ def ways(args, method, prior, den, physics, preset, y, steps):
 
 
 def compare(args, runs, x, prior):
-    """Interleaved runs over seeds and --reps: per way the PSNR of every (seed, photo), the fastest run's
-    seconds, NFE."""
+    """Interleaved runs over seeds and --reps, the ways' order rotated from run to run: per way the PSNR of
+    every (seed, photo) (from its first run at each seed), the fastest run's seconds, NFE."""
     scores, times, nfes = {k: [] for k in runs}, {k: [] for k in runs}, {}
+    names = list(runs)
     for seed in range(args.seeds):
         for rep in range(args.reps):
-            for who, fn in runs.items():
+            r = (seed * args.reps + rep) % len(names)  # rotated order: no way always runs first (warm caches, clocks)
+            for who in names[r:] + names[:r]:
+                fn = runs[who]
                 nfe0, t0 = prior.nfe, time.perf_counter()
                 out = fn(args.seed + 1000 * seed)
                 times[who].append(time.perf_counter() - t0)

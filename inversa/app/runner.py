@@ -424,7 +424,7 @@ PARAM_HELP = {
     "step_variance": "'posterior' keeps the step's full randomness; 'prior' the plain one",
     "sigma_min": "smallest noise level assumed for the photo (keeps noiseless photos well-posed)",
     "cov_max": "largest per-pixel uncertainty allowed",
-    "mean_shift": "how the correction is computed: 'covariance' (no gradient pass) or 'vjp'",
+    "mean_shift": "how the correction is computed: 'covariance' (no gradient pass), 'vjp', or 'tilt' (multimodal priors)",
     "base": "the method the information term is added to",
     "eta_mode": "'relative': the information term is a fraction of the base method's pull",
     "probes": "random probes per step for the information term",

@@ -20,6 +20,11 @@ Positivity: the network's S need not be symmetric PSD; CG stops an image on non-
 Lanczos clamps negative Ritz values to 0. `full_below` (default inf) uses the data-variance scalar
 Cov = (1/data_var + ab/(1-ab))^{-1} I instead where (1-ab)/ab exceeds it.
 mean_shift="vjp": c_t J_t^T A^T u by one VJP in place of the product S A^T u (equal for an exact denoiser).
+mean_shift="tilt": S A^T u by a secant along the exponential tilt, (x0hat(x_t + f c_t A^T u) - x0hat(x_t)) / f,
+f = `tilt` (`covariance.TweedieCovariance.tilted`): the same forward count, equal to the product on Gaussian
+priors, and able to move a chain between the modes of a multimodal p(x0 | x_t) (where the Jacobian product,
+seeing one mode, leaves a few chains in a mode y rules out). Not the default: it loses on photos
+(docs/posterior.md has both measurements).
 
 covariance="diagonal" (the earlier [inferred] form): S_t = ((1-ab)/ab) diag(1 + (1-ab) h_t), h_t from
 Rademacher probes of finite differences of eps (`fd_probes`, `delta`), clamped to [0, cov_max]; u in
@@ -35,7 +40,7 @@ variant="reference" (the authors' released DPS fork, for reproducing published n
 Arguments: variant ("paper" | "reference"), covariance ("full" | "diagonal"), cov_product
 ("finite-difference" | "jvp"), delta (finite-difference step, RMS per pixel on the model scale), cg_iters
 (k; None: 4 on blur operators, 2 otherwise, `CG_ITERS`), cg_tol, sqrt_iters, step_variance ("posterior" | "prior"), mean_shift ("covariance" | "vjp"),
-multiplier (scales the shift; 1 = the derivation), sigma_min (noise floor on the model scale, so noiseless
+multiplier (scales the shift; 1 = the derivation), tilt (f of mean_shift="tilt", in (0, 1]), sigma_min (noise floor on the model scale, so noiseless
 problems keep a proper likelihood), full_below, data_var, fd_probes and cov_max (diagonal form).
 Measured figures: docs/posterior.md (exact posteriors), docs/quality.md (photos).
 """
@@ -59,7 +64,7 @@ from inversa.solvers.registry import register
 VARIANTS = ("paper", "reference")
 COVARIANCES = ("full", "diagonal")
 STEP_VARIANCES = ("posterior", "prior")
-MEAN_SHIFTS = ("vjp", "covariance")
+MEAN_SHIFTS = ("vjp", "covariance", "tilt")
 # CG iterations by operator name when `cg_iters` is None, chosen on held-out training crops (docs/quality.md):
 # deblurring needs 4 to fit y; on inpainting and SR more iterations follow the network's covariance error further.
 CG_ITERS = {"blur": 4}
@@ -88,7 +93,7 @@ class CADPS(DPS):
                  cg_tol: float = 1e-4, multiplier: float = 1.0, step_variance: str = "posterior", sigma_min: float = 1e-3,
                  cov_max: float = 1.0, mean_shift: str = "covariance", covariance: str = "full",
                  cov_product: str = "finite-difference", sqrt_iters: int = 4, full_below: float = math.inf,
-                 data_var: float = 0.25, **kwargs):
+                 data_var: float = 0.25, tilt: float = 0.1, **kwargs):
         super().__init__(prior, **kwargs)
         check_choice("CA-DPS variant", variant, VARIANTS)
         check_choice("mean_shift", mean_shift, MEAN_SHIFTS)
@@ -111,6 +116,11 @@ class CADPS(DPS):
             if not val > 0:
                 raise UserError(f"{key} must be positive, got {val}")
         self.full_below, self.data_var = float(full_below), float(data_var)
+        if isinstance(tilt, bool) or not isinstance(tilt, (int, float)) or not 0 < tilt <= 1:
+            raise UserError(f"tilt (the fraction of the exponential tilt) must be a number in (0, 1], got {tilt!r}")
+        if mean_shift == "tilt" and covariance != "full":
+            raise UserError(f"mean_shift 'tilt' needs covariance='full' (a denoiser evaluation), got covariance {covariance!r}")
+        self.tilt = float(tilt)
         self.needs_grad = variant == "reference" or mean_shift == "vjp"
 
     def prepare(self, problem, timesteps, num_steps=None):
@@ -195,6 +205,8 @@ class CADPS(DPS):
                               cg_iters=s.ctx.cg_iters, cg_tol=self.cg_tol, log=s.ctx.cg)
         if self.mean_shift == "covariance":
             shift = cov(op.A_adjoint(u))
+        elif self.mean_shift == "tilt":  # the same product by a secant over a fraction of the tilt
+            shift = cov.tilted(op.A_adjoint(u), self.tilt)
         else:  # the likelihood gradient's form c_t J_t^T A^T u, one VJP
             shift = cov.c * s.vjp(s.pred.x0hat * op.A_adjoint(u).detach(), s.x_t)
         return shift if e is None else shift + e

@@ -52,6 +52,19 @@ class TweedieCovariance:
         with torch.no_grad():
             return self.c * (self._x0hat(self.x_t + h * v) - self.x0) / h
 
+    def tilted(self, b: torch.Tensor, fraction: float) -> torch.Tensor:
+        """S b by a secant of the denoiser along the exponential tilt, one forward:
+        (x0hat(x_t + f c_t b) - x0hat(x_t)) / f, f = `fraction`.
+
+        Why: p(x0 | x_t) e^{<b, x0>} is p(x0 | x_t + c_t b) (the tilt moves x_t), so x0hat(x_t + c_t b) is
+        the tilted mean, for any prior. With b = A^T u, the log-likelihood's gradient at the Gaussian
+        posterior mean, f = 1 is the posterior mean under a linearised likelihood, which can move between
+        the modes of a multimodal p(x0 | x_t) where the Jacobian product S b sees one mode only; f -> 0 is
+        that product. Every f gives S b exactly when x0hat is affine in x_t (Gaussian priors)."""
+        self.products += 1
+        with torch.no_grad():
+            return (self._x0hat(self.x_t + (fraction * self.c) * b) - self.x0) / fraction
+
 
 class PriorScaleCovariance:
     """v -> s_t v, s_t = (1/data_var + ab_t/(1-ab_t))^{-1}: Cov[x0 | x_t] of a white prior with the data's
@@ -67,6 +80,10 @@ class PriorScaleCovariance:
 
     def __call__(self, v: torch.Tensor) -> torch.Tensor:
         return self.s * v
+
+    def tilted(self, b: torch.Tensor, fraction: float) -> torch.Tensor:
+        """S b (this covariance's x0hat is affine in x_t, so every secant is the product)."""
+        return self.s * b
 
 
 def conditional_x0(cov, op, residual: torch.Tensor, r2: float, *, noise=None, sqrt_iters: int = 4,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from inversa.eval.posterior import baselines, correlated_gaussian, correlated_mixture, make_setting, run_solver
+from inversa.eval.posterior import baselines, correlated_gaussian, correlated_mixture, make_setting, run_solver, score
 from inversa.pretrained.analytic import exact_x0_cov, prior_mixture
 from inversa.solvers import make_solver
 from inversa.solvers.ca_dps import CG_ITERS, DEFAULT_CG_ITERS
@@ -82,6 +82,45 @@ def test_tweedie_covariance_products_match_the_closed_form(method, t):
     assert torch.allclose(cov(v), exact, rtol=1e-4, atol=1e-6 * float(exact.abs().max()))
 
 
+def _tilted_mixture_mean(prior, x_t, a, b):
+    """Mean of p(x0 | x_t) e^{<b, x0>} for the analytic mixture, in closed form: each component's posterior
+    N(mu_k, S_k) given x_t moves to mu_k + S_k b, its weight is multiplied by exp(<b, mu_k> + b^T S_k b / 2)."""
+    pm, n = prior_mixture(prior.model), b.shape[1]
+    eye = torch.eye(n, dtype=torch.float64)
+    logw, means = [], []
+    for w, m, C in zip(pm.weights, pm.means, pm.covs):
+        S = torch.linalg.inv(torch.linalg.inv(C + 1e-12 * eye) + a / (1 - a) * eye)
+        mu = (torch.linalg.solve(C + 1e-12 * eye, m) + a**0.5 / (1 - a) * x_t) @ S  # (B, n), S symmetric
+        evidence = torch.distributions.MultivariateNormal(a**0.5 * m, a * C + (1 - a) * eye).log_prob(x_t)
+        logw.append(w.log() + evidence + (b * mu).sum(1) + 0.5 * ((b @ S) * b).sum(1))
+        means.append(mu + b @ S)
+    r = torch.softmax(torch.stack(logw, 1), 1)
+    return (r.unsqueeze(-1) * torch.stack(means, 1)).sum(1)
+
+
+@pytest.mark.parametrize("t", [200, 500, 800])
+def test_tilted_secant_is_the_product_on_gaussians_and_the_tilted_mean_on_mixtures(t):
+    """`TweedieCovariance.tilted`: on a Gaussian prior every fraction of the tilt gives S b exactly (x0hat is
+    affine); on the mixture, fraction 1 is the mean of p(x0 | x_t) tilted by e^{<b, x0>} (closed form),
+    which the Jacobian product S b is not."""
+    g = torch.Generator().manual_seed(t)
+    gauss = correlated_gaussian()
+    a = gauss.abar(t)
+    x_t = a**0.5 * gauss.model.mean + (1 - a) ** 0.5 * torch.randn(3, *gauss.model.shape, generator=g, dtype=torch.float64)
+    cov = TweedieCovariance(gauss, x_t, t, gauss.predict(x_t, t, clip=False).eps)
+    b = torch.randn(x_t.shape, generator=g, dtype=torch.float64)
+    exact = (b.flatten(1) @ exact_x0_cov(gauss.model, a)).reshape(b.shape)
+    for fraction in (0.1, 1.0):
+        assert torch.allclose(cov.tilted(b, fraction), exact, atol=1e-9 * float(exact.abs().max()))
+    mix = correlated_mixture()
+    x_t = torch.randn(3, *mix.model.shape, generator=g, dtype=torch.float64)
+    cov = TweedieCovariance(mix, x_t, t, mix.predict(x_t, t, clip=False).eps)
+    b = 3 * torch.randn(x_t.shape, generator=g, dtype=torch.float64)
+    tilted_mean = _tilted_mixture_mean(mix, x_t.flatten(1), a, b.flatten(1)).reshape(b.shape)
+    assert torch.allclose(cov.x0 + cov.tilted(b, 1.0), tilted_mean, atol=1e-8)
+    assert not torch.allclose(cov.x0 + cov(b), tilted_mean, atol=1e-3)
+
+
 def test_lanczos_square_root_and_positivity():
     g = torch.Generator().manual_seed(0)
     B = torch.randn(6, 6, generator=g, dtype=torch.float64)
@@ -124,6 +163,29 @@ def test_ca_dps_full_covariance_samples_the_correlated_posterior(op_name):
     assert p["cg_iters"] is None and r["nfe_per_step"] <= k + p["sqrt_iters"] + 2 and r["vjp_per_step"] == 0
     if op_name == "inpaint":  # what a diagonal covariance cannot do: the hidden block is informed by its border
         assert r["sw2_unobs"] < 0.1
+
+
+def test_tilt_keeps_chains_out_of_the_modes_y_rules_out():
+    """Mixture with blur, 100 steps: y leaves one component (weight 1 - 1e-12); with the Jacobian product a few
+    chains stay in another component (the far outliers that dominate SW2), with the tilt secant none do, at the
+    same forwards per step."""
+    s = make_setting("mix", "blur")
+    _, ref = baselines(s, 300)
+    post = s.posterior
+    comps = [torch.distributions.MultivariateNormal(m, C) for m, C in zip(post.means, post.covs)]
+    results = {}
+    for shift in ("covariance", "tilt"):
+        last = {}
+        torch.manual_seed(0)
+        make_solver("ca-dps", s.prior, clip_x0=False, mean_shift=shift)(
+            s.y.expand(300, *s.y.shape[1:]), s.operator, num_steps=100, progress=False, callback=lambda st, x: last.update(x=x))
+        x = last["x"].flatten(1)
+        k = torch.stack([c.log_prob(x) for c in comps], 1).argmax(1)
+        results[shift] = (int((k != post.weights.argmax()).sum()), score(x, s, ref)["sw2"])
+    print(results)
+    assert float(post.weights.max()) > 1 - 1e-9
+    assert results["covariance"][0] >= 2 and results["tilt"][0] == 0
+    assert results["tilt"][1] < 0.5 * results["covariance"][1]
 
 
 def test_ca_dps_mean_form_costs_k_plus_two_forwards():
