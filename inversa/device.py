@@ -1,9 +1,12 @@
-"""Torch devices named by users: "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:1", "mps".
+"""Torch devices named by users: "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:1", "mps";
+and the CPU's denormal mode around a network forward.
 
 Checked before any model is loaded, so a device that is not there is one line, not a torch traceback.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import torch
 
@@ -35,3 +38,25 @@ def resolve_device(spec: str | torch.device | None = AUTO) -> torch.device:
     elif dev.type != "cpu":
         raise UserError(f"device {spec!r} is not supported; accepted: auto, cpu, cuda, cuda:N, mps")
     return dev
+
+
+def flushing_denormals() -> bool:
+    """Whether this thread flushes denormal floats to zero (torch has a setter only, no getter)."""
+    return float(torch.tensor(1e-39, dtype=torch.float32).mul(1.0)) == 0.0
+
+
+@contextlib.contextmanager
+def flush_denormals(device: torch.device | str):
+    """On CPU, denormal floats flushed to zero inside the block and the thread's earlier mode restored after
+    (elsewhere, nothing). Why: a UNet's activations produce denormals whose arithmetic is many times slower
+    on x86, and how many depends on the input, so the same forward took 2-10 % longer on some inputs than
+    on others here (docs/performance.md); values below 1.2e-38 do not matter to a sampler."""
+    if torch.device(device).type != "cpu" or flushing_denormals():
+        yield
+        return
+    switched = torch.set_flush_denormal(True)  # False where the CPU has no such mode: nothing changed
+    try:
+        yield
+    finally:
+        if switched:
+            torch.set_flush_denormal(False)

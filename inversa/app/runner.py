@@ -442,6 +442,7 @@ PARAM_HELP = {
     "sqrt_iters": "iterations used to draw the step's randomness with the right spread",
     "full_below": "use the full uncertainty only below this noise level (inf: always)",
     "data_var": "pixel variance assumed where the simple uncertainty model is used",
+    "tilt": "with mean_shift 'tilt': how far along the measurement's pull the prior is asked (0-1)",
     "step_rule": "'polyak': never pull past the noise level of the photo (recommended); 'stride': the plain rule",
 }
 

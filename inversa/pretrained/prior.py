@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from inversa.device import flush_denormals
 from inversa.errors import UserError
 
 PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
@@ -94,7 +95,7 @@ class DiffusionPrior(torch.nn.Module):
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         low = self.PRECISIONS[self.precision]
-        with torch.autocast(x.device.type, dtype=low, enabled=low is not None):
+        with torch.autocast(x.device.type, dtype=low, enabled=low is not None), flush_denormals(x.device):
             out = self._call(x, tt, **kwargs)
         return (out.sample if hasattr(out, "sample") else out).to(x_t.dtype).contiguous()
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
+from inversa.device import flush_denormals
 from inversa.errors import UserError
 from inversa.operators.noise import as_generators
 from inversa.pretrained.prior import DiffusionPrior, Prediction
@@ -324,10 +325,11 @@ class Solver:
             x = ab**0.5 * x_init.to(dev, dt) + (1 - ab) ** 0.5 * x
         bar = tqdm(total=len(ts), desc=self.name, disable=not progress, leave=False)
         try:
-            for i, t in enumerate(ts):
-                t_prev = ts[i + 1] if i + 1 < len(ts) else -1
-                x = self._one_step(StepState(i, len(ts), t, t_prev, x, None, problem, ctx), callback)
-                bar.update(1)
+            with flush_denormals(dev):  # the backward passes too, not only the network's forwards
+                for i, t in enumerate(ts):
+                    t_prev = ts[i + 1] if i + 1 < len(ts) else -1
+                    x = self._one_step(StepState(i, len(ts), t, t_prev, x, None, problem, ctx), callback)
+                    bar.update(1)
         finally:
             bar.close()
         meta = {"solver": self.name, "variant": self.variant, "sampler": self.sampler, "eta": self.eta,

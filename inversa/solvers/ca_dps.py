@@ -93,7 +93,7 @@ class CADPS(DPS):
                  cg_tol: float = 1e-4, multiplier: float = 1.0, step_variance: str = "posterior", sigma_min: float = 1e-3,
                  cov_max: float = 1.0, mean_shift: str = "covariance", covariance: str = "full",
                  cov_product: str = "finite-difference", sqrt_iters: int = 4, full_below: float = math.inf,
-                 data_var: float = 0.25, tilt: float = 0.1, **kwargs):
+                 data_var: float = 0.25, tilt: float = 0.05, **kwargs):
         super().__init__(prior, **kwargs)
         check_choice("CA-DPS variant", variant, VARIANTS)
         check_choice("mean_shift", mean_shift, MEAN_SHIFTS)
