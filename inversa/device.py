@@ -48,9 +48,9 @@ def flushing_denormals() -> bool:
 @contextlib.contextmanager
 def flush_denormals(device: torch.device | str):
     """On CPU, denormal floats flushed to zero inside the block and the thread's earlier mode restored after
-    (elsewhere, nothing). Why: a UNet's activations produce denormals whose arithmetic is many times slower
-    on x86, and how many depends on the input, so the same forward took 2-10 % longer on some inputs than
-    on others here (docs/performance.md); values below 1.2e-38 do not matter to a sampler."""
+    (elsewhere, nothing). Why: arithmetic on denormals is many times slower on x86, a network's activations
+    produce some, and how many depends on the input; values below 1.2e-38 do not matter to a sampler.
+    Only the calling thread's mode is set (torch's switch is per thread)."""
     if torch.device(device).type != "cpu" or flushing_denormals():
         yield
         return
