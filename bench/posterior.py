@@ -11,8 +11,9 @@ at each step count: sliced W2 to exact posterior samples (all / observed / unobs
 the worst posterior-mean error and the variance-ratio range on each split, network forwards and VJPs
 per step, wall seconds; other forms run beside the defaults: the earlier ones (DPS's uncapped step, C-DPS
 paper, CA-DPS diagonal), those exact on Gaussians (C-DPS joint with the full covariance, DAPS's Gaussian
-x0 step) and CA-DPS's tilt secant (mean_shift=tilt, for multimodal priors). --cg-curve adds CA-DPS at k = 1, 2, 4, 8 CG iterations (at --curve-steps) (its cost per step is
-1 + sqrt_iters + k + 1 forwards with the posterior step variance, k + 2 without). The closing lines
+x0 step) and CA-DPS's tilt secant (mean_shift=tilt, for multimodal priors). --cg-curve adds CA-DPS at
+k = 1, 2, 4, 8 CG iterations (at --curve-steps) (its cost per step is 1 + sqrt_iters + k + 1 forwards with
+the posterior step variance, k + 2 without). The closing lines
 check the full-covariance issue's targets on the mixture (100 steps against DPS at 1000), for the three
 methods' defaults and CA-DPS's tilt form.
 Run with OMP_NUM_THREADS=1 on a shared machine; the full default run takes a while on 2 cores.
@@ -54,7 +55,8 @@ HEADER = (f"  {'solver @ steps':<34} {'SW2':>6} {'SW2obs':>7} {'SW2unobs':>8}  {
 
 
 # Other forms beside the defaults: the earlier ones (DPS's uncapped T/N step, C-DPS's paper variant, CA-DPS's
-# diagonal), the forms exact on Gaussian priors (C-DPS's joint step, DAPS's Gaussian x0 step) and CA-DPS's tilt secant.
+# diagonal), the forms exact on Gaussian priors (C-DPS's joint step, DAPS's Gaussian x0 step) and CA-DPS's
+# tilt secant.
 OTHER_FORMS = {"dps": [{"step_rule": "stride"}], "c-dps": [{"variant": "paper"}, {"variant": "joint", "covariance": "full"}],
                "ca-dps": [{"covariance": "diagonal"}, {"mean_shift": "tilt"}], "daps": [{"x0_step": "gaussian", "tau": None}]}
 

@@ -29,10 +29,11 @@ makes the DiffPIR pair common random numbers: ours and deepinv's draw x_T and on
 the same order from the same seed, so their paired difference is the algorithms' alone (DDRM's
 runs draw differently: deepinv's starts from y, ours diffuses the naive inverse). Prints per preset, steps
 and method: mean PSNR and wall time of each way (the fastest of its seeds x --reps interleaved runs, as
-`timeit` advises: slower runs measure the machine's other work; the ways take turns at running first), and for the same-configuration pair the
-paired PSNR difference ours - deepinv with its standard error over photos x seeds (goal: not lower by
-more than 0.2 dB) and the wall-time ratio ours/deepinv (goal <= 1.0), all measured interleaved in
-one run, one image at a time on both sides (deepinv's DDRM shares one mask across a batch).
+`timeit` advises: slower runs measure the machine's other work; the ways take turns at running first), and
+for the same-configuration pair the paired PSNR difference ours - deepinv with its standard error over
+photos x seeds (goal: not lower by more than 0.2 dB) and the wall-time ratio ours/deepinv (goal <= 1.0),
+all measured interleaved in one run, one image at a time on both sides (deepinv's DDRM shares one mask
+across a batch).
 """
 
 from __future__ import annotations

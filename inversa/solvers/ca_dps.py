@@ -39,9 +39,10 @@ variant="reference" (the authors' released DPS fork, for reproducing published n
 
 Arguments: variant ("paper" | "reference"), covariance ("full" | "diagonal"), cov_product
 ("finite-difference" | "jvp"), delta (finite-difference step, RMS per pixel on the model scale), cg_iters
-(k; None: 4 on blur operators, 2 otherwise, `CG_ITERS`), cg_tol, sqrt_iters, step_variance ("posterior" | "prior"), mean_shift ("covariance" | "vjp"),
-multiplier (scales the shift; 1 = the derivation), tilt (f of mean_shift="tilt", in (0, 1]), sigma_min (noise floor on the model scale, so noiseless
-problems keep a proper likelihood), full_below, data_var, fd_probes and cov_max (diagonal form).
+(k; None: 4 on blur operators, 2 otherwise, `CG_ITERS`), cg_tol, sqrt_iters, step_variance ("posterior" | "prior"),
+mean_shift ("covariance" | "vjp" | "tilt"), multiplier (scales the shift; 1 = the derivation), tilt (f of
+mean_shift="tilt", in (0, 1]), sigma_min (noise floor on the model scale, so noiseless problems keep a proper
+likelihood), full_below, data_var, fd_probes and cov_max (diagonal form).
 Measured figures: docs/posterior.md (exact posteriors), docs/quality.md (photos).
 """
 
