@@ -7,6 +7,7 @@ Checked before any model is loaded, so a device that is not there is one line, n
 from __future__ import annotations
 
 import contextlib
+import threading
 
 import torch
 
@@ -50,13 +51,20 @@ def flush_denormals(device: torch.device | str):
     """On CPU, denormal floats flushed to zero inside the block and the thread's earlier mode restored after
     (elsewhere, nothing). Why: arithmetic on denormals is many times slower on x86, a network's activations
     produce some, and how many depends on the input; values below 1.2e-38 do not matter to a sampler.
-    Only the calling thread's mode is set (torch's switch is per thread)."""
-    if torch.device(device).type != "cpu" or flushing_denormals():
+    Only the calling thread's mode is set (torch's switch is per thread). Nested blocks (a forward inside
+    the sampling loop) cost nothing: only the outermost one probes and sets the mode."""
+    if torch.device(device).type != "cpu" or getattr(_flush, "active", False):
         yield
         return
-    switched = torch.set_flush_denormal(True)  # False where the CPU has no such mode: nothing changed
+    # False where the mode was already on, or where the CPU has no such mode: nothing to restore
+    switched = not flushing_denormals() and torch.set_flush_denormal(True)
+    _flush.active = True
     try:
         yield
     finally:
+        _flush.active = False
         if switched:
             torch.set_flush_denormal(False)
+
+
+_flush = threading.local()  # whether this thread is inside a flush_denormals block

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from oracle import posterior_samples
 
 from inversa.eval.posterior import baselines, correlated_gaussian, correlated_mixture, make_setting, run_solver, score
 from inversa.pretrained.analytic import exact_x0_cov, prior_mixture
@@ -175,11 +176,8 @@ def test_tilt_keeps_chains_out_of_the_modes_y_rules_out():
     comps = [torch.distributions.MultivariateNormal(m, C) for m, C in zip(post.means, post.covs)]
     results = {}
     for shift in ("covariance", "tilt"):
-        last = {}
-        torch.manual_seed(0)
-        make_solver("ca-dps", s.prior, clip_x0=False, mean_shift=shift)(
-            s.y.expand(300, *s.y.shape[1:]), s.operator, num_steps=100, progress=False, callback=lambda st, x: last.update(x=x))
-        x = last["x"].flatten(1)
+        x, _ = posterior_samples(make_solver("ca-dps", s.prior, clip_x0=False, mean_shift=shift), s.y, s.operator, 300, 100)
+        x = x.flatten(1)
         k = torch.stack([c.log_prob(x) for c in comps], 1).argmax(1)
         results[shift] = (int((k != post.weights.argmax()).sum()), score(x, s, ref)["sw2"])
     print(results)
