@@ -20,6 +20,10 @@ no SVD). Each method runs at the same number of network evaluations in four ways
   operator of ½||Ax - y||² with γ = 1/(2ρ), i.e. ||Ax - y||² + 2ρ||x - x0||², so its λ weighs the
   prior twice what the paper's and the official code's λ does).
 - `--paper-noise`: deepinv's DDRM without its 1/sqrt(2), a diagnostic.
+- Layouts: inversa runs a convolutional network NHWC on CPU (`DiffusionPrior.configure`, `bench/layout.py`);
+  deepinv calls networks as they are, NCHW. So deepinv's ways reach the same weights through a copy of the
+  prior kept NCHW, and the same-configuration pair runs once more with deepinv on our NHWC prior ("deepinv
+  ..., NHWC"): the first ratio is what each library's user gets, the second the implementations alone.
 - `--loop-cost`: instead, the same-configuration pairs with a stand-in network of negligible cost, which
   times what each implementation adds to the network's forwards (milliseconds per step, the minimum
   of 7 interleaved runs): both libraries pay one forward per level, so that is where they can differ.
@@ -40,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import time
 import types
 
@@ -110,21 +115,25 @@ def run_ours(method, prior, preset, size, y, steps, seed, start=1.0, **params):
                       for i in range(y.shape[0])])
 
 
-def ways(args, method, prior, den, physics, preset, y, steps):
+def ways(args, method, prior, dens, physics, preset, y, steps):
     """{name: fn(seed) -> restorations} of every way to run `method` (see the module docstring), and the
-    (ours, deepinv) names of its same-configuration pair."""
+    (ours, deepinv, deepinv on our layout) names of its same-configuration pair. `dens`: deepinv's
+    denoiser in its own layout (NCHW) and in ours."""
+    den, den_ours = dens
     ours = lambda seed, start=1.0, **kw: run_ours(method, prior, preset, args.size, y, steps, seed, start, **kw)  # noqa: E731
     runs = {"ours": ours, "deepinv": lambda seed: run_deepinv(method, den, physics, y, steps, seed)}
     if method == "diffpir":
         runs["deepinv as ours"] = lambda seed: run_deepinv(method, den, physics, y, steps, seed, zeta=0.3, lam=3.5)
-        return runs, ("ours", "deepinv as ours")
+        runs["deepinv as ours, NHWC"] = lambda seed: run_deepinv(method, den_ours, physics, y, steps, seed, zeta=0.3, lam=3.5)
+        return runs, ("ours", "deepinv as ours", "deepinv as ours, NHWC")
     runs["ours as deepinv"] = lambda seed: ours(seed, AS_DEEPINV_START, s_noise=2**-0.5)
+    runs["deepinv, NHWC"] = lambda seed: run_deepinv(method, den_ours, physics, y, steps, seed)
     if args.paper_noise:
         def paper(seed):
             with paper_noise():
                 return run_deepinv(method, den, physics, y, steps, seed)
         runs["deepinv paper noise"] = paper
-    return runs, ("ours as deepinv", "deepinv")
+    return runs, ("ours as deepinv", "deepinv", "deepinv, NHWC")
 
 
 def compare(args, runs, x, prior):
@@ -154,23 +163,26 @@ class StandIn(torch.nn.Module):
 
 
 @contextlib.contextmanager
-def stand_in_network(prior):
-    """The prior's network call replaced by `StandIn` on both sides (deepinv reaches it through the same
-    prior), so that what is timed is each library's own loop: operator transforms, noise, bookkeeping."""
-    call = prior.__dict__["_call"]
-    prior.__dict__["_call"] = StandIn()
+def stand_in_network(*priors):
+    """The priors' network call replaced by `StandIn` on both sides (deepinv reaches it through a prior
+    too), so that what is timed is each library's own loop: operator transforms, noise, bookkeeping."""
+    calls = [p.__dict__["_call"] for p in priors]
+    for p in priors:
+        p.__dict__["_call"] = StandIn()
     try:
         yield
     finally:
-        prior.__dict__["_call"] = call
+        for p, call in zip(priors, calls):
+            p.__dict__["_call"] = call
 
 
-def loop_cost(args, preset, prior, den, physics, y, steps, reps=7):
+def loop_cost(args, preset, prior, dens, physics, y, steps, reps=7):
     """Milliseconds per step of each library's own loop (a stand-in network), min over `reps` interleaved runs."""
     line = []
-    with stand_in_network(prior):
+    with stand_in_network(prior, dens[0].prior):
         for method in ("ddrm", "diffpir"):
-            runs, pair = ways(args, method, prior, den, physics, preset, y, steps)
+            runs, pair = ways(args, method, prior, dens, physics, preset, y, steps)
+            pair = pair[:2]
             best = {k: float("inf") for k in pair}
             for _ in range(reps):
                 for k in pair:
@@ -204,16 +216,17 @@ def main():
         if problem is None:
             return
         x, op, y, prior, kind = problem
-        den, physics = PriorDenoiser(prior), [deepinv_physics(preset, args.size, i) for i in range(len(x))]
+        nchw = copy.deepcopy(prior).configure(channels_last=False)  # the same weights, called as deepinv calls networks
+        dens, physics = (PriorDenoiser(nchw), PriorDenoiser(prior)), [deepinv_physics(preset, args.size, i) for i in range(len(x))]
         print(f"\n{preset}: prior {prior.name} ({kind}); {len(x)} photos {args.size}x{args.size} x {args.seeds} seeds, "
               f"float32, torch threads {torch.get_num_threads()}, deepinv {deepinv.__version__}; "
               f"naive inverse {psnr(op.naive_inverse(y), x).mean():.2f} dB")
         for steps in (int(s) for s in args.steps.split(",")):
             if args.loop_cost:
-                loop_cost(args, preset, prior, den, physics, y, steps)
+                loop_cost(args, preset, prior, dens, physics, y, steps)
                 continue
             for method in ("ddrm", "diffpir"):
-                runs, (a, b) = ways(args, method, prior, den, physics, preset, y, steps)
+                runs, (a, b, b_nhwc) = ways(args, method, prior, dens, physics, preset, y, steps)
                 scores, times, nfes = compare(args, runs, x, prior)
                 line = "  ".join(f"{who} {scores[who].mean():.2f} dB, {times[who]:.1f} s" for who in runs)
                 d = scores[a] - scores[b]
@@ -221,8 +234,8 @@ def main():
                 ok = diff >= -0.2 and ratio <= 1.0
                 verdicts.append(ok)
                 print(f"  {method} @ {steps} (NFE {nfes['ours']} per run): {line}\n    same configuration: {a} - {b} "
-                      f"{diff:+.2f} ± {se:.2f} dB, time {ratio:.2f}  [{'met' if ok else 'MISSED'}]; defaults: ours - "
-                      f"deepinv {(scores['ours'] - scores['deepinv']).mean():+.2f} dB")
+                      f"{diff:+.2f} ± {se:.2f} dB, time {ratio:.2f}  [{'met' if ok else 'MISSED'}]; both NHWC: time "
+                      f"{times[a] / times[b_nhwc]:.2f}; defaults: ours - deepinv {(scores['ours'] - scores['deepinv']).mean():+.2f} dB")
     if verdicts:
         print(f"\nmust-hold: {sum(verdicts)}/{len(verdicts)} same-configuration rows within 0.2 dB at <= 1.0x the time")
 

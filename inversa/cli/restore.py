@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
 from inversa.cli.common import parse_params
@@ -42,7 +43,8 @@ def register(sub, common) -> None:
     p.add_argument("--device", default="auto", help="auto (default: cuda when available, else cpu), cpu, cuda, cuda:N")
     p.add_argument("--max-size", type=int, default=512, help="downscale larger images to this longer side (default 512)")
     p.add_argument("--precision", default="fp32", help="network precision: fp32 (default), bf16 or fp16 (GPUs)")
-    p.add_argument("--channels-last", action="store_true", help="NHWC layout for the network (faster on recent GPUs)")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="NHWC layout for the network (default: on for CPUs, where it is faster; off on GPUs)")
     p.add_argument("--checkpointing", action="store_true", help="recompute activations in backward passes (less memory at large sizes)")
     p.add_argument("--compile", action="store_true", help="torch.compile the network (pays off on long GPU runs)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",

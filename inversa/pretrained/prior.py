@@ -52,7 +52,9 @@ class DiffusionPrior(torch.nn.Module):
         self.size_multiple = 2 ** max(len(_get(mcfg, "block_out_channels", (0,))) - 1, 0)
         self.nfe = 0
         self.__dict__["_call"] = model  # the network or its compiled wrapper; not a second registered submodule
-        self.precision, self.channels_last, self.checkpointing, self.compiled = "fp32", False, False, False
+        self.precision, self.channels_last, self.checkpointing, self.compiled = "fp32", None, False, False
+        self._nhwc = False  # the network weights' present layout (set on first use, see `_use_nhwc`)
+        self._has_conv = any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
 
     @property
     def device(self) -> torch.device:
@@ -67,17 +69,20 @@ class DiffusionPrior(torch.nn.Module):
 
     PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
-    def configure(self, *, precision: str = "fp32", channels_last: bool = False, checkpointing: bool = False,
+    def configure(self, *, precision: str = "fp32", channels_last: bool | None = None, checkpointing: bool = False,
                   compile: bool = False) -> "DiffusionPrior":
         """Speed/memory options of the network call; none changes what is computed beyond rounding.
         precision: autocast the network to "bf16"/"fp16" (GPUs; the sampler stays in float32);
-        channels_last: NHWC memory layout (faster convolutions on recent GPUs); checkpointing:
-        recompute activations in the backward pass (DPS-type methods at large sizes: less memory, one
-        more forward); compile: `torch.compile` the network (minutes of compilation first)."""
+        channels_last: NHWC memory layout of the network's weights and inputs, True/False, or None (the
+        default): on for convolutional networks on CPU, where oneDNN's NHWC convolutions are the faster
+        ones, off elsewhere (docs/performance.md, `bench/layout.py`); checkpointing: recompute activations
+        in the backward pass (DPS-type methods at large sizes: less memory, one more forward); compile:
+        `torch.compile` the network (minutes of compilation first)."""
         if precision not in self.PRECISIONS:
             raise UserError(f"precision {precision!r} is unknown; accepted: {', '.join(self.PRECISIONS)}")
-        self.precision, self.channels_last, self.checkpointing = precision, bool(channels_last), bool(checkpointing)
-        self.model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+        if channels_last is not None and not isinstance(channels_last, bool):
+            raise UserError(f"channels_last must be True, False or None (automatic), got {channels_last!r}")
+        self.precision, self.channels_last, self.checkpointing = precision, channels_last, bool(checkpointing)
         if checkpointing:
             if not getattr(self.model, "_supports_gradient_checkpointing", False):
                 raise UserError(f"the {type(self.model).__name__} network does not support gradient checkpointing")
@@ -88,11 +93,20 @@ class DiffusionPrior(torch.nn.Module):
         self.compiled = bool(compile)
         return self
 
+    def _use_nhwc(self, device: torch.device) -> bool:
+        """Whether this call runs NHWC (`configure`'s channels_last, or on CPU when it is None); converts the
+        weights once when that changes (a device move can change it)."""
+        want = self.channels_last if self.channels_last is not None else self._has_conv and device.type == "cpu"
+        if want != self._nhwc:
+            self.model.to(memory_format=torch.channels_last if want else torch.contiguous_format)
+            self._nhwc = want
+        return want
+
     def net(self, x_t: torch.Tensor, t: int, **kwargs) -> torch.Tensor:
         tt = torch.full((x_t.shape[0],), int(t), device=x_t.device, dtype=torch.long)
         self.nfe += 1
         x = x_t.to(self.dtype)
-        if self.channels_last:
+        if x.dim() == 4 and self._use_nhwc(x.device):
             x = x.contiguous(memory_format=torch.channels_last)
         low = self.PRECISIONS[self.precision]
         with torch.autocast(x.device.type, dtype=low, enabled=low is not None), flush_denormals(x.device):

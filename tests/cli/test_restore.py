@@ -53,11 +53,11 @@ def test_restore_inpaint_with_mask_file(tiny_model_dir, photo, tmp_path):
 def test_restore_with_network_options(tiny_model_dir, photo, tmp_path):
     """Layout and checkpointing change only rounding: the restoration equals the default one."""
     outs = []
-    for extra in ([], ["--channels-last", "--checkpointing"]):
-        out = tmp_path / f"r{len(extra)}.png"
+    for k, extra in enumerate(([], ["--channels-last", "--checkpointing"], ["--no-channels-last"])):
+        out = tmp_path / f"r{k}.png"
         assert main(["restore", str(photo), "--task", "sr", "--model", str(tiny_model_dir), "--steps", "3", "-o", str(out), *extra]) == 0
         outs.append(np.asarray(Image.open(out), np.int16))
-    assert np.abs(outs[0] - outs[1]).max() <= 1
+    assert np.abs(outs[0] - outs[1]).max() <= 1 and np.abs(outs[0] - outs[2]).max() <= 1
 
 
 def test_restore_errors_subprocess(tmp_path):

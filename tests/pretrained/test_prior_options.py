@@ -21,8 +21,8 @@ def _net_and_vjp(prior, x):
     return out.detach(), g
 
 
-@pytest.mark.parametrize("options", [{"channels_last": True}, {"checkpointing": True},
-                                     {"channels_last": True, "checkpointing": True}])
+@pytest.mark.parametrize("options", [{"channels_last": True}, {"channels_last": False}, {"checkpointing": True},
+                                     {"channels_last": False, "checkpointing": True}])
 def test_layout_and_checkpointing_keep_results(prior, options):
     x = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
     ref_out, ref_g = _net_and_vjp(prior, x)
@@ -36,6 +36,36 @@ def test_layout_and_checkpointing_keep_results(prior, options):
     prior.configure()  # back to the defaults: the same numbers again
     out2, g2 = _net_and_vjp(prior, x)
     assert torch.equal(out2, ref_out) and torch.equal(g2, ref_g)
+
+
+def _conv_weight(prior):
+    return next(m.weight for m in prior.model.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size != (1, 1))
+
+
+def test_convolutional_networks_run_nhwc_on_cpu_by_default(prior):
+    x = torch.randn(1, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    out = prior.net(x, 500)
+    w = _conv_weight(prior)
+    assert w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous()
+    assert out.is_contiguous()  # what the samplers see is NCHW either way
+    prior.configure(channels_last=False)
+    ref = prior.net(x, 500)
+    assert _conv_weight(prior).is_contiguous()  # converted back once, at the next call
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_networks_without_convolutions_keep_their_layout():
+    from inversa.pretrained.analytic import gaussian_prior
+
+    prior = gaussian_prior(torch.zeros(1, 4, 4), cov=torch.eye(16, dtype=torch.float64))
+    x = torch.randn(2, 1, 4, 4, dtype=torch.float64)
+    out = prior.net(x, 300)
+    assert out.shape == x.shape and not prior._nhwc
+
+
+def test_bad_layout_is_one_line(prior):
+    with pytest.raises(UserError, match="channels_last must be True, False or None \\(automatic\\), got 'yes'"):
+        prior.configure(channels_last="yes")
 
 
 def test_reduced_precision_is_close_and_solvers_run(prior, gens):
