@@ -54,6 +54,15 @@ def test_convolutional_networks_run_nhwc_on_cpu_by_default(prior):
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
 
 
+def test_the_automatic_layout_follows_the_device(prior):
+    prior.net(torch.zeros(1, 3, 16, 16), 500)
+    assert _conv_weight(prior).is_contiguous(memory_format=torch.channels_last)
+    assert prior._use_nhwc(torch.device("cuda")) is False  # GPUs: NCHW unless asked (decided, not moved)
+    assert _conv_weight(prior).is_contiguous()
+    prior.configure(channels_last=True)
+    assert prior._use_nhwc(torch.device("cuda")) is True
+
+
 def test_networks_without_convolutions_keep_their_layout():
     from inversa.pretrained.analytic import gaussian_prior
 
