@@ -28,6 +28,14 @@ def bench_prior(size: int, device: str = "cpu"):
         return DiffusionPrior(unet.eval().requires_grad_(False).to(device), DDPMScheduler(beta_schedule="linear"), name="random-unet"), "random"
 
 
+def nchw_copy(prior):
+    """A copy of the prior (its own weights) kept in the NCHW layout, beside the prior's CPU default NHWC:
+    timing one against the other never pays for converting the weights inside a timed call."""
+    import copy
+
+    return copy.deepcopy(prior).configure(channels_last=False)
+
+
 def interleaved(fns: dict, reps: int = 5) -> dict:
     """Median seconds of each fn, run round-robin so machine noise hits all of them alike."""
     times = {k: [] for k in fns}

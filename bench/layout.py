@@ -17,20 +17,18 @@ one forward; a whole run of a solver that amplifies rounding (DPS, CA-DPS) ends 
 from __future__ import annotations
 
 import argparse
-import copy
 
 import torch
 
-from common import bench_operator, interleaved, photo_problem
+from common import bench_operator, interleaved, nchw_copy, photo_problem
 from inversa.solvers import make_solver
 
 CASES = (("random_inpaint", "ddrm"), ("circ_deblur", "diffpir"), ("sr4", "dps"), ("box_inpaint", "ca-dps"))
 
 
 def layouts(prior):
-    """{True: prior kept NHWC, False: a copy of it kept NCHW}: two copies of the weights, so that no
-    timed call pays for converting them."""
-    return {True: prior.configure(channels_last=True), False: copy.deepcopy(prior).configure(channels_last=False)}
+    """{True: prior kept NHWC, False: a copy of it kept NCHW (`common.nchw_copy`)}."""
+    return {True: prior.configure(channels_last=True), False: nchw_copy(prior)}
 
 
 def forward_times(prior, shapes, reps):

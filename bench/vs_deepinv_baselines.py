@@ -44,14 +44,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import copy
 import time
 import types
 
 import numpy as np
 import torch
 
-from common import bench_operator, photo_problem
+from common import bench_operator, nchw_copy, photo_problem
 from inversa.eval.metrics import psnr
 from inversa.interop.deepinv import PriorDenoiser
 from inversa.solvers import make_solver
@@ -216,8 +215,8 @@ def main():
         if problem is None:
             return
         x, op, y, prior, kind = problem
-        nchw = copy.deepcopy(prior).configure(channels_last=False)  # the same weights, called as deepinv calls networks
-        dens, physics = (PriorDenoiser(nchw), PriorDenoiser(prior)), [deepinv_physics(preset, args.size, i) for i in range(len(x))]
+        # deepinv's ways: the same weights called NCHW, as deepinv calls networks, and on our NHWC prior
+        dens, physics = (PriorDenoiser(nchw_copy(prior)), PriorDenoiser(prior)), [deepinv_physics(preset, args.size, i) for i in range(len(x))]
         print(f"\n{preset}: prior {prior.name} ({kind}); {len(x)} photos {args.size}x{args.size} x {args.seeds} seeds, "
               f"float32, torch threads {torch.get_num_threads()}, deepinv {deepinv.__version__}; "
               f"naive inverse {psnr(op.naive_inverse(y), x).mean():.2f} dB")
