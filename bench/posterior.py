@@ -11,11 +11,11 @@ at each step count: sliced W2 to exact posterior samples (all / observed / unobs
 the worst posterior-mean error and the variance-ratio range on each split, network forwards and VJPs
 per step, wall seconds; other forms run beside the defaults: the earlier ones (DPS's uncapped step, C-DPS
 paper, CA-DPS diagonal), those exact on Gaussians (C-DPS joint with the full covariance, DAPS's Gaussian
-x0 step) and CA-DPS's tilt secant (mean_shift=tilt, for multimodal priors). --cg-curve adds CA-DPS at
-k = 1, 2, 4, 8 CG iterations (at --curve-steps) (its cost per step is 1 + sqrt_iters + k + 1 forwards with
-the posterior step variance, k + 2 without). The closing lines
-check the full-covariance issue's targets on the mixture (100 steps against DPS at 1000), for the three
-methods' defaults and CA-DPS's tilt form.
+x0 step) and CA-DPS's mean shift by the Jacobian product (mean_shift=covariance, its default before the
+central tilt secant) and by the one-sided secant. --cg-curve adds CA-DPS at k = 1, 2, 4, 8 CG iterations
+(at --curve-steps) (its cost per step is 1 + sqrt_iters + k + 2 forwards with the posterior step variance,
+k + 3 without; one less with the Jacobian product). The closing lines check the full-covariance issue's
+targets on the mixture (100 steps against DPS at 1000), for the three methods' defaults.
 Run with OMP_NUM_THREADS=1 on a shared machine; the full default run takes a while on 2 cores.
 """
 
@@ -55,10 +55,11 @@ HEADER = (f"  {'solver @ steps':<34} {'SW2':>6} {'SW2obs':>7} {'SW2unobs':>8}  {
 
 
 # Other forms beside the defaults: the earlier ones (DPS's uncapped T/N step, C-DPS's paper variant, CA-DPS's
-# diagonal), the forms exact on Gaussian priors (C-DPS's joint step, DAPS's Gaussian x0 step) and CA-DPS's
-# tilt secant.
+# diagonal and Jacobian-product mean shift), the forms exact on Gaussian priors (C-DPS's joint step, DAPS's
+# Gaussian x0 step) and CA-DPS's one-sided tilt secant.
 OTHER_FORMS = {"dps": [{"step_rule": "stride"}], "c-dps": [{"variant": "paper"}, {"variant": "joint", "covariance": "full"}],
-               "ca-dps": [{"covariance": "diagonal"}, {"mean_shift": "tilt"}], "daps": [{"x0_step": "gaussian", "tau": None}]}
+               "ca-dps": [{"covariance": "diagonal"}, {"mean_shift": "covariance"},
+                          {"secant": "forward", "tilt": 0.05}], "daps": [{"x0_step": "gaussian", "tau": None}]}
 
 
 def configs(solvers, steps, cg_curve, curve_steps):
@@ -123,7 +124,7 @@ def check(results):
         if not name.startswith("mix-") or "dps @ 1000" not in res:
             continue
         ref = res["dps step_rule=stride @ 1000"]["sw2"] if "dps step_rule=stride @ 1000" in res else res["dps @ 1000"]["sw2"]
-        for solver in ("ca-dps", "cmi-dps", "c-dps", "ca-dps mean_shift=tilt"):
+        for solver in ("ca-dps", "cmi-dps", "c-dps"):
             r = res.get(f"{solver} @ 100")
             if r is None:
                 continue

@@ -57,6 +57,7 @@ def main() -> int:
     ap.add_argument("--steps", default="50")
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--crops", type=int, default=4, help="crops per held-out photo")
+    ap.add_argument("--seeds", default="0", help="comma-separated seeds; several average out a chaotic sampler's draw")
     ap.add_argument("--model")
     ap.add_argument("--out", default="runs/tune")
     args = ap.parse_args()
@@ -73,7 +74,7 @@ def main() -> int:
     for raw in args.values.split(","):
         value = parse_value(raw.strip())
         result = run_eval({"data": str(data), "out": str(out / f"{args.param}={raw}"), "tasks": args.tasks,
-                           "solvers": f"naive,{args.solver}", "steps": args.steps, "seeds": "0", "size": args.size,
+                           "solvers": f"naive,{args.solver}", "steps": args.steps, "seeds": args.seeds, "size": args.size,
                            "model": args.model, "solver_params": {args.solver: {**fixed, args.param: value}},
                            "lpips_net": "alex" if weights.is_dir() else "none",
                            "lpips_weights": str(weights) if weights.is_dir() else None, "fid": False})

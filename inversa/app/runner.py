@@ -424,7 +424,8 @@ PARAM_HELP = {
     "step_variance": "'posterior' keeps the step's full randomness; 'prior' the plain one",
     "sigma_min": "smallest noise level assumed for the photo (keeps noiseless photos well-posed)",
     "cov_max": "largest per-pixel uncertainty allowed",
-    "mean_shift": "how the correction is computed: 'covariance' (no gradient pass), 'vjp', or 'tilt' (multimodal priors)",
+    "mean_shift": "how the correction is computed: 'tilt' (the prior asked a little along the measurement's pull; "
+                  "keeps samples out of what the photo rules out), 'covariance' (one forward less), or 'vjp'",
     "base": "the method the information term is added to",
     "eta_mode": "'relative': the information term is a fraction of the base method's pull",
     "probes": "random probes per step for the information term",
@@ -443,6 +444,8 @@ PARAM_HELP = {
     "full_below": "use the full uncertainty only below this noise level (inf: always)",
     "data_var": "pixel variance assumed where the simple uncertainty model is used",
     "tilt": "with mean_shift 'tilt': how far along the measurement's pull the prior is asked (0-1)",
+    "secant": "with mean_shift 'tilt': 'central' asks the prior on both sides (one forward more, steadier)",
+    "tilt_max_move": "with mean_shift 'tilt': the farthest the prior is asked, in noise levels of the step",
     "step_rule": "'polyak': never pull past the noise level of the photo (recommended); 'stride': the plain rule",
 }
 

@@ -13,18 +13,23 @@ step_variance="posterior" (default) draws x0* from that Gaussian by Matheron's r
 solve, x0* = x0hat + e + S A^T (r² I + A S A^T)^{-1} (y - A (x0hat + e) - n), e = S^{1/2} z by
 `sqrt_iters` Lanczos iterations, n ~ N(0, r² I), and steps with the DDPM posterior q(x_{t-1} | x_t, x0*):
 exact ancestral sampling of p(x_{t-1} | x_t, y) when p(x0 | x_t) is Gaussian, at any step count.
-Cost per step: 1 + sqrt_iters + k + 1 forwards, no VJP; "prior" keeps the plain DDPM variance and the
-mean E[x0 | x_t, y] (k + 2 forwards). The covariance is observed to be information-carrying: S A^T u is
-nonzero on pixels A^T does not reach (the hidden block of an inpainting is filled from its border).
+Cost per step: 1 + sqrt_iters + k + 2 forwards with the default mean shift (below), no VJP; "prior" keeps
+the plain DDPM variance and the mean E[x0 | x_t, y] (k + 3 forwards; one less each with the Jacobian
+product). The covariance is observed to be information-carrying: S A^T u is nonzero on pixels A^T does not
+reach (the hidden block of an inpainting is filled from its border).
 Positivity: the network's S need not be symmetric PSD; CG stops an image on non-positive curvature and
 Lanczos clamps negative Ritz values to 0. `full_below` (default inf) uses the data-variance scalar
 Cov = (1/data_var + ab/(1-ab))^{-1} I instead where (1-ab)/ab exceeds it.
-mean_shift="vjp": c_t J_t^T A^T u by one VJP in place of the product S A^T u (equal for an exact denoiser).
-mean_shift="tilt": S A^T u by a secant along the exponential tilt, (x0hat(x_t + f c_t A^T u) - x0hat(x_t)) / f,
-f = `tilt` (`covariance.TweedieCovariance.tilted`): the same forward count, equal to the product on Gaussian
-priors, and able to move a chain between the modes of a multimodal p(x0 | x_t) (where the Jacobian product,
-seeing one mode, leaves a few chains in a mode y rules out). Not the default: it loses on photos
-(docs/posterior.md has both measurements).
+The mean shift S A^T u, three ways. mean_shift="tilt" (default with the full covariance): by a secant along
+the exponential tilt (`covariance.TweedieCovariance.tilted`): p(x0 | x_t) e^{<b, x0>} = p(x0 | x_t + c_t b), so
+with b = A^T u, secant="central" (default) takes (x0hat(x_t + f c_t b) - x0hat(x_t - f c_t b)) / (2 f), f = `tilt`,
+two forwards; secant="forward" (x0hat(x_t + f c_t b) - x0hat(x_t)) / f, one. Both equal the product on Gaussian
+priors for every f; on a multimodal p(x0 | x_t) they move a chain toward the mode y supports, where the
+Jacobian product, seeing one mode, leaves a few chains in a mode y rules out. The central form cancels the
+even-order terms along b, the network's curvature, which is what cost the one-sided form on photos.
+`tilt_max_move` caps the move f c_t |b| at that many noise stds of x_t per image (RMS per pixel): at the first
+steps it would be several stds, where the network is not trained. mean_shift="covariance": the Jacobian
+product S A^T u (one forward). mean_shift="vjp": c_t J_t^T A^T u by one VJP (equal for an exact denoiser).
 
 covariance="diagonal" (the earlier [inferred] form): S_t = ((1-ab)/ab) diag(1 + (1-ab) h_t), h_t from
 Rademacher probes of finite differences of eps (`fd_probes`, `delta`), clamped to [0, cov_max]; u in
@@ -40,9 +45,10 @@ variant="reference" (the authors' released DPS fork, for reproducing published n
 Arguments: variant ("paper" | "reference"), covariance ("full" | "diagonal"), cov_product
 ("finite-difference" | "jvp"), delta (finite-difference step, RMS per pixel on the model scale), cg_iters
 (k; None: 4 on blur operators, 2 otherwise, `CG_ITERS`), cg_tol, sqrt_iters, step_variance ("posterior" | "prior"),
-mean_shift ("covariance" | "vjp" | "tilt"), multiplier (scales the shift; 1 = the derivation), tilt (f of
-mean_shift="tilt", in (0, 1]), sigma_min (noise floor on the model scale, so noiseless problems keep a proper
-likelihood), full_below, data_var, fd_probes and cov_max (diagonal form).
+mean_shift ("tilt" | "covariance" | "vjp"; None: "tilt" with the full covariance, "covariance" with the
+diagonal), multiplier (scales the shift; 1 = the derivation), tilt (f of mean_shift="tilt", in (0, 1]), secant
+("central" | "forward"), tilt_max_move (noise stds; inf: no cap), sigma_min (noise floor on the model scale,
+so noiseless problems keep a proper likelihood), full_below, data_var, fd_probes and cov_max (diagonal form).
 Measured figures: docs/posterior.md (exact posteriors), docs/quality.md (photos).
 """
 
@@ -66,6 +72,7 @@ VARIANTS = ("paper", "reference")
 COVARIANCES = ("full", "diagonal")
 STEP_VARIANCES = ("posterior", "prior")
 MEAN_SHIFTS = ("vjp", "covariance", "tilt")
+SECANTS = ("central", "forward")
 # CG iterations by operator name when `cg_iters` is None, chosen on held-out training crops (docs/quality.md):
 # deblurring needs 4 to fit y; on inpainting and SR more iterations follow the network's covariance error further.
 CG_ITERS = {"blur": 4}
@@ -86,21 +93,25 @@ class CADPS(DPS):
     label = "Covariance-aware DPS"
     summary = ("uses how pixels vary together under the prior, so what is seen informs what is missing; "
                "no step size to tune; the slowest per step")
-    cost = (8, 0)  # 1 + sqrt_iters + cg_iters + 1 with the defaults (k = 2; 10 with k = 4 on deblurring)
+    cost = (9, 0)  # 1 + sqrt_iters + cg_iters + 2 with the defaults (k = 2; 11 with k = 4 on deblurring)
     cost_up_to = True  # CG stops early on convergence or non-positive curvature
     context = CADPSContext
 
     def __init__(self, prior, *, variant: str = "paper", delta: float = 1e-3, fd_probes: int = 1, cg_iters: int | None = None,
                  cg_tol: float = 1e-4, multiplier: float = 1.0, step_variance: str = "posterior", sigma_min: float = 1e-3,
-                 cov_max: float = 1.0, mean_shift: str = "covariance", covariance: str = "full",
+                 cov_max: float = 1.0, mean_shift: str | None = None, covariance: str = "full",
                  cov_product: str = "finite-difference", sqrt_iters: int = 4, full_below: float = math.inf,
-                 data_var: float = 0.25, tilt: float = 0.05, **kwargs):
+                 data_var: float = 0.25, tilt: float = 0.1, secant: str = "central", tilt_max_move: float = 0.5,
+                 **kwargs):
         super().__init__(prior, **kwargs)
         check_choice("CA-DPS variant", variant, VARIANTS)
-        check_choice("mean_shift", mean_shift, MEAN_SHIFTS)
         check_choice("covariance", covariance, COVARIANCES)
+        if mean_shift is None:  # the tilt needs denoiser evaluations, which the diagonal form does not make
+            mean_shift = "tilt" if covariance == "full" else "covariance"
+        check_choice("mean_shift", mean_shift, MEAN_SHIFTS)
         check_choice("cov_product", cov_product, PRODUCTS)
         check_choice("step_variance", step_variance, STEP_VARIANCES)
+        check_choice("secant", secant, SECANTS)
         for key, val in (("delta", delta), ("cg_tol", cg_tol), ("sigma_min", sigma_min), ("cov_max", cov_max)):
             if not val > 0:
                 raise UserError(f"{key} must be positive, got {val}")
@@ -121,7 +132,9 @@ class CADPS(DPS):
             raise UserError(f"tilt (the fraction of the exponential tilt) must be a number in (0, 1], got {tilt!r}")
         if mean_shift == "tilt" and covariance != "full":
             raise UserError(f"mean_shift 'tilt' needs covariance='full' (a denoiser evaluation), got covariance {covariance!r}")
-        self.tilt = float(tilt)
+        if isinstance(tilt_max_move, bool) or not isinstance(tilt_max_move, (int, float)) or not tilt_max_move > 0:
+            raise UserError(f"tilt_max_move (in noise stds of x_t) must be a positive number, got {tilt_max_move!r}")
+        self.tilt, self.secant, self.tilt_max_move = float(tilt), secant, float(tilt_max_move)
         self.needs_grad = variant == "reference" or mean_shift == "vjp"
 
     def prepare(self, problem, timesteps, num_steps=None):
@@ -207,7 +220,7 @@ class CADPS(DPS):
         if self.mean_shift == "covariance":
             shift = cov(op.A_adjoint(u))
         elif self.mean_shift == "tilt":  # the same product by a secant over a fraction of the tilt
-            shift = cov.tilted(op.A_adjoint(u), self.tilt)
+            shift = cov.tilted(op.A_adjoint(u), self.tilt, central=self.secant == "central", max_move=self.tilt_max_move)
         else:  # the likelihood gradient's form c_t J_t^T A^T u, one VJP
             shift = cov.c * s.vjp(s.pred.x0hat * op.A_adjoint(u).detach(), s.x_t)
         return shift if e is None else shift + e

@@ -52,18 +52,33 @@ class TweedieCovariance:
         with torch.no_grad():
             return self.c * (self._x0hat(self.x_t + h * v) - self.x0) / h
 
-    def tilted(self, b: torch.Tensor, fraction: float) -> torch.Tensor:
+    def tilted(self, b: torch.Tensor, fraction: float, central: bool = False, max_move: float = float("inf")) -> torch.Tensor:
         """S b by a secant of the denoiser along the exponential tilt, one forward:
-        (x0hat(x_t + f c_t b) - x0hat(x_t)) / f, f = `fraction`.
+        (x0hat(x_t + f c_t b) - x0hat(x_t)) / f, f = `fraction`; with `central`, two forwards,
+        (x0hat(x_t + f c_t b) - x0hat(x_t - f c_t b)) / (2 f): the tilts by b and by -b, whose difference
+        cancels the even-order terms of x0hat along b (for a network, its curvature at the scale of the
+        move) and keeps the odd ones, which move a chain between modes. `max_move` caps the move f c_t b at
+        that many noise stds of x_t (root mean square per pixel, per image) by lowering f for that image:
+        at the first, noisiest steps f c_t b can be many noise stds, where a network is not trained.
 
         Why: p(x0 | x_t) e^{<b, x0>} is p(x0 | x_t + c_t b) (the tilt moves x_t), so x0hat(x_t + c_t b) is
         the tilted mean, for any prior. With b = A^T u, the log-likelihood's gradient at the Gaussian
         posterior mean, f = 1 is the posterior mean under a linearised likelihood, which can move between
         the modes of a multimodal p(x0 | x_t) where the Jacobian product S b sees one mode only; f -> 0 is
         that product. Every f gives S b exactly when x0hat is affine in x_t (Gaussian priors)."""
-        self.products += 1
+        f = torch.full((b.shape[0],), float(fraction), dtype=b.dtype, device=b.device)
+        if max_move < float("inf"):
+            rms = (bdot(b, b) / b[0].numel()).sqrt() * self.c
+            allowed = max_move * (1 - self.prior.abar(self.t)) ** 0.5 / rms.clamp(min=1e-30)
+            f = torch.minimum(f, allowed)
+        f = _bview(f, b)
+        move = (f * self.c) * b
         with torch.no_grad():
-            return (self._x0hat(self.x_t + (fraction * self.c) * b) - self.x0) / fraction
+            if central:
+                self.products += 2
+                return (self._x0hat(self.x_t + move) - self._x0hat(self.x_t - move)) / (2 * f)
+            self.products += 1
+            return (self._x0hat(self.x_t + move) - self.x0) / f
 
 
 class PriorScaleCovariance:
@@ -81,7 +96,7 @@ class PriorScaleCovariance:
     def __call__(self, v: torch.Tensor) -> torch.Tensor:
         return self.s * v
 
-    def tilted(self, b: torch.Tensor, fraction: float) -> torch.Tensor:
+    def tilted(self, b: torch.Tensor, fraction: float, central: bool = False, max_move: float = float("inf")) -> torch.Tensor:
         """S b (this covariance's x0hat is affine in x_t, so every secant is the product)."""
         return self.s * b
 

@@ -141,10 +141,14 @@ def test_parameters_are_validated(gauss16):
 
 def test_joint_step_is_the_ca_dps_posterior_draw(gauss16):
     """Conditioning x_{t-1} on the coupled y_{t-1} with the joint covariance is conditioning on y itself (given x_t,
-    y_{t-1} is an invertible affine map of y): the joint step is CA-DPS's posterior draw, draw for draw."""
+    y_{t-1} is an invertible affine map of y): the joint step is CA-DPS's posterior draw with the Jacobian-product
+    mean shift, draw for draw (CA-DPS's default tilt secant is that product on a Gaussian prior, at one more forward)."""
     op = _blur()
     ys = torch.cat([problem(gauss16, op, seed=s)[0] for s in range(3)])
     kw = dict(clip_x0=False, cg_iters=3, sqrt_iters=4)
     joint = CDPS(gauss16, variant="joint", covariance="full", **kw)(ys, op, generator=gens([0, 1, 2]), num_steps=10, progress=False)
-    ca = make_solver("ca-dps", gauss16, **kw)(ys, op, generator=gens([0, 1, 2]), num_steps=10, progress=False)
+    ca = make_solver("ca-dps", gauss16, mean_shift="covariance", **kw)(ys, op, generator=gens([0, 1, 2]), num_steps=10,
+                                                                      progress=False)
     assert torch.allclose(joint.x, ca.x, atol=1e-10) and joint.nfe == ca.nfe and joint.vjp == ca.vjp == 0
+    tilt = make_solver("ca-dps", gauss16, **kw)(ys, op, generator=gens([0, 1, 2]), num_steps=10, progress=False)
+    assert torch.allclose(tilt.x, ca.x, atol=1e-8) and tilt.nfe == ca.nfe + 10

@@ -102,6 +102,6 @@ def test_parameters_are_validated(gauss16):
     for bad in ({"variant": "x"}, {"delta": 0}, {"fd_probes": 0}, {"step_variance": "x"}, {"cg_iters": 1.5},
                 {"mean_shift": "x"}, {"cov_max": 0}, {"covariance": "x"}, {"cov_product": "x"}, {"sqrt_iters": 0},
                 {"full_below": 0}, {"data_var": -1}, {"tilt": 0}, {"tilt": 1.5}, {"tilt": "x"},
-                {"mean_shift": "tilt", "covariance": "diagonal"}):
+                {"mean_shift": "tilt", "covariance": "diagonal"}, {"secant": "x"}):
         with pytest.raises(UserError):
             CADPS(gauss16, **bad)

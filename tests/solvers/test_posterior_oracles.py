@@ -112,7 +112,8 @@ def test_tilted_secant_is_the_product_on_gaussians_and_the_tilted_mean_on_mixtur
     b = torch.randn(x_t.shape, generator=g, dtype=torch.float64)
     exact = (b.flatten(1) @ exact_x0_cov(gauss.model, a)).reshape(b.shape)
     for fraction in (0.1, 1.0):
-        assert torch.allclose(cov.tilted(b, fraction), exact, atol=1e-9 * float(exact.abs().max()))
+        for central in (False, True):
+            assert torch.allclose(cov.tilted(b, fraction, central), exact, atol=1e-9 * float(exact.abs().max()))
     mix = correlated_mixture()
     x_t = torch.randn(3, *mix.model.shape, generator=g, dtype=torch.float64)
     cov = TweedieCovariance(mix, x_t, t, mix.predict(x_t, t, clip=False).eps)
@@ -120,6 +121,20 @@ def test_tilted_secant_is_the_product_on_gaussians_and_the_tilted_mean_on_mixtur
     tilted_mean = _tilted_mixture_mean(mix, x_t.flatten(1), a, b.flatten(1)).reshape(b.shape)
     assert torch.allclose(cov.x0 + cov.tilted(b, 1.0), tilted_mean, atol=1e-8)
     assert not torch.allclose(cov.x0 + cov(b), tilted_mean, atol=1e-3)
+    # the central secant: half the difference of the means tilted by b and by -b, at two forwards
+    opposite = _tilted_mixture_mean(mix, x_t.flatten(1), a, -b.flatten(1)).reshape(b.shape)
+    before = cov.products
+    assert torch.allclose(cov.tilted(b, 1.0, central=True), (tilted_mean - opposite) / 2, atol=1e-8)
+    assert cov.products == before + 2
+    # the move cap, per image: an image whose move f c_t b is past max_move noise stds (RMS) gets the fraction that
+    # moves it exactly that far; one within the cap keeps its fraction and its result
+    b = torch.cat([b[:1], 1e-3 * b[1:2], b[2:]])
+    rms = (b.flatten(1).pow(2).mean(1).sqrt() * cov.c)
+    capped = cov.tilted(b, 0.5, central=True, max_move=0.3)
+    f0 = 0.3 * (1 - a) ** 0.5 / float(rms[0])
+    assert 0.5 * float(rms[0]) > 0.3 * (1 - a) ** 0.5 > 0.5 * float(rms[1])
+    assert torch.allclose(capped[0], cov.tilted(b, f0, central=True)[0], atol=1e-10)
+    assert torch.allclose(capped[1], cov.tilted(b, 0.5, central=True)[1], atol=1e-12)
 
 
 def test_lanczos_square_root_and_positivity():
@@ -152,7 +167,8 @@ def test_shared_generator_probes_are_one_draw():
 def test_ca_dps_full_covariance_samples_the_correlated_posterior(op_name):
     """The full-covariance issue's band: posterior mean error < 0.05 and variance ratio in [0.8, 1.25] on the
     observed and on the unobserved coordinates (blur: coordinates whose variance y halves count as observed),
-    CA-DPS defaults, 100 steps, 1000 samples; at most k + sqrt_iters + 2 forwards per step and no VJP."""
+    CA-DPS defaults, 100 steps, 1000 samples; at most k + sqrt_iters + 3 forwards per step (the central tilt
+    secant's two included) and no VJP."""
     s = make_setting("gauss", op_name)
     _, ref = baselines(s, 1000)
     solver = make_solver("ca-dps", s.prior, clip_x0=False)
@@ -161,37 +177,42 @@ def test_ca_dps_full_covariance_samples_the_correlated_posterior(op_name):
     _assert_exact_band(r)
     p = solver.params()
     k = CG_ITERS.get(s.operator.name, DEFAULT_CG_ITERS)  # cg_iters=None: the operator's
-    assert p["cg_iters"] is None and r["nfe_per_step"] <= k + p["sqrt_iters"] + 2 and r["vjp_per_step"] == 0
+    assert p["cg_iters"] is None and r["nfe_per_step"] <= k + p["sqrt_iters"] + 3 and r["vjp_per_step"] == 0
     if op_name == "inpaint":  # what a diagonal covariance cannot do: the hidden block is informed by its border
         assert r["sw2_unobs"] < 0.1
 
 
 def test_tilt_keeps_chains_out_of_the_modes_y_rules_out():
     """Mixture with blur, 100 steps: y leaves one component (weight 1 - 1e-12); with the Jacobian product a few
-    chains stay in another component (the far outliers that dominate SW2), with the tilt secant none do, at the
-    same forwards per step."""
+    chains stay in another component (the far outliers that dominate SW2), with the tilt secant (the default,
+    central, and the one-sided one) none do."""
     s = make_setting("mix", "blur")
     _, ref = baselines(s, 300)
     post = s.posterior
     comps = [torch.distributions.MultivariateNormal(m, C) for m, C in zip(post.means, post.covs)]
     results = {}
-    for shift in ("covariance", "tilt"):
-        x, _ = posterior_samples(make_solver("ca-dps", s.prior, clip_x0=False, mean_shift=shift), s.y, s.operator, 300, 100)
+    forms = {"covariance": {"mean_shift": "covariance"}, "central": {}, "forward": {"secant": "forward", "tilt": 0.05}}
+    for form, params in forms.items():
+        x, _ = posterior_samples(make_solver("ca-dps", s.prior, clip_x0=False, **params), s.y, s.operator, 300, 100)
         x = x.flatten(1)
         k = torch.stack([c.log_prob(x) for c in comps], 1).argmax(1)
-        results[shift] = (int((k != post.weights.argmax()).sum()), score(x, s, ref)["sw2"])
+        results[form] = (int((k != post.weights.argmax()).sum()), score(x, s, ref)["sw2"])
     print(results)
     assert float(post.weights.max()) > 1 - 1e-9
-    assert results["covariance"][0] >= 2 and results["tilt"][0] == 0
-    assert results["tilt"][1] < 0.5 * results["covariance"][1]
+    assert results["covariance"][0] >= 2
+    for form in ("central", "forward"):
+        assert results[form][0] == 0 and results[form][1] < 0.5 * results["covariance"][1]
 
 
 def test_ca_dps_mean_form_costs_k_plus_two_forwards():
+    """The mean form (step_variance="prior") with k CG iterations: k + 2 forwards with the Jacobian product
+    (x0hat, k products, the shift's), one more with the default central tilt secant (two for the shift); no VJP."""
     s = make_setting("gauss", "inpaint")
     _, ref = baselines(s, 200)
-    r = run_solver(s, make_solver("ca-dps", s.prior, clip_x0=False, cg_iters=3, step_variance="prior", cg_tol=1e-12),
-                   200, 10, ref)
-    assert r["nfe_per_step"] == 3 + 2 and r["vjp_per_step"] == 0
+    for shift, extra in (("covariance", 2), (None, 3)):
+        r = run_solver(s, make_solver("ca-dps", s.prior, clip_x0=False, cg_iters=3, step_variance="prior", cg_tol=1e-12,
+                                      mean_shift=shift), 200, 10, ref)
+        assert r["nfe_per_step"] == 3 + extra and r["vjp_per_step"] == 0
 
 
 def test_dps_polyak_step_holds_at_few_steps():
