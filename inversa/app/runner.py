@@ -445,7 +445,6 @@ PARAM_HELP = {
     "data_var": "pixel variance assumed where the simple uncertainty model is used",
     "tilt": "with mean_shift 'tilt': how far along the measurement's pull the prior is asked (0-1)",
     "secant": "with mean_shift 'tilt': 'central' asks the prior on both sides (one forward more, steadier)",
-    "tilt_max_move": "with mean_shift 'tilt': the farthest the prior is asked, in noise levels of the step",
     "step_rule": "'polyak': never pull past the noise level of the photo (recommended); 'stride': the plain rule",
 }
 

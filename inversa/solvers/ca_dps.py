@@ -27,9 +27,11 @@ two forwards; secant="forward" (x0hat(x_t + f c_t b) - x0hat(x_t)) / f, one. Bot
 priors for every f; on a multimodal p(x0 | x_t) they move a chain toward the mode y supports, where the
 Jacobian product, seeing one mode, leaves a few chains in a mode y rules out. The central form cancels the
 even-order terms along b, the network's curvature, which is what cost the one-sided form on photos.
-`tilt_max_move` caps the move f c_t |b| at that many noise stds of x_t per image (RMS per pixel): at the first
-steps it would be several stds, where the network is not trained. mean_shift="covariance": the Jacobian
-product S A^T u (one forward). mean_shift="vjp": c_t J_t^T A^T u by one VJP (equal for an exact denoiser).
+The secant's shift is scaled down, per image, where its A-image is longer than the Jacobian product's,
+A S A^T u, which the CG gives without a product more (`measurement_trust`; never binds on Gaussian priors):
+at the first steps the move is many noise stds, where a network is not trained and its secant can be many
+times the product.
+mean_shift="covariance": the Jacobian product S A^T u (one forward). mean_shift="vjp": c_t J_t^T A^T u by one VJP (equal for an exact denoiser).
 
 covariance="diagonal" (the earlier [inferred] form): S_t = ((1-ab)/ab) diag(1 + (1-ab) h_t), h_t from
 Rademacher probes of finite differences of eps (`fd_probes`, `delta`), clamped to [0, cov_max]; u in
@@ -47,7 +49,7 @@ Arguments: variant ("paper" | "reference"), covariance ("full" | "diagonal"), co
 (k; None: 4 on blur operators, 2 otherwise, `CG_ITERS`), cg_tol, sqrt_iters, step_variance ("posterior" | "prior"),
 mean_shift ("tilt" | "covariance" | "vjp"; None: "tilt" with the full covariance, "covariance" with the
 diagonal), multiplier (scales the shift; 1 = the derivation), tilt (f of mean_shift="tilt", in (0, 1]), secant
-("central" | "forward"), tilt_max_move (noise stds; inf: no cap), sigma_min (noise floor on the model scale,
+("central" | "forward"), sigma_min (noise floor on the model scale,
 so noiseless problems keep a proper likelihood), full_below, data_var, fd_probes and cov_max (diagonal form).
 Measured figures: docs/posterior.md (exact posteriors), docs/quality.md (photos).
 """
@@ -62,7 +64,7 @@ import torch
 from inversa.errors import UserError, check_choice, check_positive_int
 from inversa.pretrained.prior import Prediction
 from inversa.solvers.base import StepState, rademacher, randn
-from inversa.solvers.cg import CGLog, cg
+from inversa.solvers.cg import CGLog, _bview, bdot, cg
 from inversa.solvers.covariance import METHODS as PRODUCTS
 from inversa.solvers.covariance import PriorScaleCovariance, TweedieCovariance, conditional_x0, step_coefficients
 from inversa.solvers.dps import DPS, DPSContext
@@ -77,6 +79,15 @@ SECANTS = ("central", "forward")
 # deblurring needs 4 to fit y; on inpainting and SR more iterations follow the network's covariance error further.
 CG_ITERS = {"blur": 4}
 DEFAULT_CG_ITERS = 2
+
+
+def measurement_trust(op, shift: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+    """`shift` scaled down, per image, so that ||A shift|| <= ||image||, `image` the A-image of the Jacobian
+    product's shift, A S A^T u (from the CG). On Gaussian priors the tilt secant is that product and the bound
+    never binds; a secant of a network evaluated far from where it was trained (the first, noisiest steps) can
+    be many times longer, which this stops."""
+    ratio = (bdot(op.A(shift), op.A(shift)) / bdot(image, image).clamp(min=1e-30)).sqrt()
+    return shift / _bview(ratio.clamp(min=1.0), shift)
 
 
 @dataclass
@@ -101,8 +112,7 @@ class CADPS(DPS):
                  cg_tol: float = 1e-4, multiplier: float = 1.0, step_variance: str = "posterior", sigma_min: float = 1e-3,
                  cov_max: float = 1.0, mean_shift: str | None = None, covariance: str = "full",
                  cov_product: str = "finite-difference", sqrt_iters: int = 4, full_below: float = math.inf,
-                 data_var: float = 0.25, tilt: float = 0.1, secant: str = "central", tilt_max_move: float = 0.5,
-                 **kwargs):
+                 data_var: float = 0.25, tilt: float = 0.1, secant: str = "central", **kwargs):
         super().__init__(prior, **kwargs)
         check_choice("CA-DPS variant", variant, VARIANTS)
         check_choice("covariance", covariance, COVARIANCES)
@@ -132,9 +142,7 @@ class CADPS(DPS):
             raise UserError(f"tilt (the fraction of the exponential tilt) must be a number in (0, 1], got {tilt!r}")
         if mean_shift == "tilt" and covariance != "full":
             raise UserError(f"mean_shift 'tilt' needs covariance='full' (a denoiser evaluation), got covariance {covariance!r}")
-        if isinstance(tilt_max_move, bool) or not isinstance(tilt_max_move, (int, float)) or not tilt_max_move > 0:
-            raise UserError(f"tilt_max_move (in noise stds of x_t) must be a positive number, got {tilt_max_move!r}")
-        self.tilt, self.secant, self.tilt_max_move = float(tilt), secant, float(tilt_max_move)
+        self.tilt, self.secant = float(tilt), secant
         self.needs_grad = variant == "reference" or mean_shift == "vjp"
 
     def prepare(self, problem, timesteps, num_steps=None):
@@ -215,12 +223,13 @@ class CADPS(DPS):
         noise = None
         if self.step_variance == "posterior":
             noise = (randn(x0.shape, gens, device=x0.device, dtype=x0.dtype), randn(p.y.shape, gens, device=x0.device, dtype=x0.dtype))
-        u, e = conditional_x0(cov, op, p.y - op.A(x0), max(p.sigma, self.sigma_min) ** 2, noise=noise, sqrt_iters=self.sqrt_iters,
-                              cg_iters=s.ctx.cg_iters, cg_tol=self.cg_tol, log=s.ctx.cg)
+        r2 = max(p.sigma, self.sigma_min) ** 2
+        u, e, image = conditional_x0(cov, op, p.y - op.A(x0), r2, noise=noise, sqrt_iters=self.sqrt_iters,
+                                     cg_iters=s.ctx.cg_iters, cg_tol=self.cg_tol, log=s.ctx.cg, with_image=True)
         if self.mean_shift == "covariance":
             shift = cov(op.A_adjoint(u))
         elif self.mean_shift == "tilt":  # the same product by a secant over a fraction of the tilt
-            shift = cov.tilted(op.A_adjoint(u), self.tilt, central=self.secant == "central", max_move=self.tilt_max_move)
+            shift = measurement_trust(op, cov.tilted(op.A_adjoint(u), self.tilt, central=self.secant == "central"), image)
         else:  # the likelihood gradient's form c_t J_t^T A^T u, one VJP
             shift = cov.c * s.vjp(s.pred.x0hat * op.A_adjoint(u).detach(), s.x_t)
         return shift if e is None else shift + e

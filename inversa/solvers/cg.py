@@ -21,6 +21,7 @@ class CGInfo:
     residual: torch.Tensor  # (B,) relative residual norm at exit
     iterations: torch.Tensor  # (B,) iterations each image ran
     converged: torch.Tensor  # (B,) bool: residual <= tol
+    r: torch.Tensor | None = None  # the residual b - M x at exit (the recursive one CG tracks)
 
     def summary(self) -> str:
         return (f"CG: {int(self.converged.sum())}/{len(self.converged)} converged, "
@@ -90,4 +91,4 @@ def cg(matvec, b: torch.Tensor, x0: torch.Tensor | None = None, *, tol: float = 
         iters = iters + active.long()
         done = done | (rr.sqrt() <= thresh)
     rel = rr.sqrt() / torch.where(bnorm > 0, bnorm, torch.ones_like(bnorm))
-    return x, CGInfo(residual=rel, iterations=iters, converged=rel <= tol)
+    return x, CGInfo(residual=rel, iterations=iters, converged=rel <= tol, r=r)

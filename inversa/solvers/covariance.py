@@ -52,33 +52,25 @@ class TweedieCovariance:
         with torch.no_grad():
             return self.c * (self._x0hat(self.x_t + h * v) - self.x0) / h
 
-    def tilted(self, b: torch.Tensor, fraction: float, central: bool = False, max_move: float = float("inf")) -> torch.Tensor:
+    def tilted(self, b: torch.Tensor, fraction: float, central: bool = False) -> torch.Tensor:
         """S b by a secant of the denoiser along the exponential tilt, one forward:
         (x0hat(x_t + f c_t b) - x0hat(x_t)) / f, f = `fraction`; with `central`, two forwards,
         (x0hat(x_t + f c_t b) - x0hat(x_t - f c_t b)) / (2 f): the tilts by b and by -b, whose difference
         cancels the even-order terms of x0hat along b (for a network, its curvature at the scale of the
-        move) and keeps the odd ones, which move a chain between modes. `max_move` caps the move f c_t b at
-        that many noise stds of x_t (root mean square per pixel, per image) by lowering f for that image:
-        at the first, noisiest steps f c_t b can be many noise stds, where a network is not trained.
+        move) and keeps the odd ones, which move a chain between modes.
 
         Why: p(x0 | x_t) e^{<b, x0>} is p(x0 | x_t + c_t b) (the tilt moves x_t), so x0hat(x_t + c_t b) is
         the tilted mean, for any prior. With b = A^T u, the log-likelihood's gradient at the Gaussian
         posterior mean, f = 1 is the posterior mean under a linearised likelihood, which can move between
         the modes of a multimodal p(x0 | x_t) where the Jacobian product S b sees one mode only; f -> 0 is
         that product. Every f gives S b exactly when x0hat is affine in x_t (Gaussian priors)."""
-        f = torch.full((b.shape[0],), float(fraction), dtype=b.dtype, device=b.device)
-        if max_move < float("inf"):
-            rms = (bdot(b, b) / b[0].numel()).sqrt() * self.c
-            allowed = max_move * (1 - self.prior.abar(self.t)) ** 0.5 / rms.clamp(min=1e-30)
-            f = torch.minimum(f, allowed)
-        f = _bview(f, b)
-        move = (f * self.c) * b
+        move = (fraction * self.c) * b
         with torch.no_grad():
             if central:
                 self.products += 2
-                return (self._x0hat(self.x_t + move) - self._x0hat(self.x_t - move)) / (2 * f)
+                return (self._x0hat(self.x_t + move) - self._x0hat(self.x_t - move)) / (2 * fraction)
             self.products += 1
-            return (self._x0hat(self.x_t + move) - self.x0) / f
+            return (self._x0hat(self.x_t + move) - self.x0) / fraction
 
 
 class PriorScaleCovariance:
@@ -96,13 +88,13 @@ class PriorScaleCovariance:
     def __call__(self, v: torch.Tensor) -> torch.Tensor:
         return self.s * v
 
-    def tilted(self, b: torch.Tensor, fraction: float, central: bool = False, max_move: float = float("inf")) -> torch.Tensor:
+    def tilted(self, b: torch.Tensor, fraction: float, central: bool = False) -> torch.Tensor:
         """S b (this covariance's x0hat is affine in x_t, so every secant is the product)."""
         return self.s * b
 
 
 def conditional_x0(cov, op, residual: torch.Tensor, r2: float, *, noise=None, sqrt_iters: int = 4,
-                   cg_iters: int = 2, cg_tol: float = 1e-4, log: CGLog | None = None):
+                   cg_iters: int = 2, cg_tol: float = 1e-4, log: CGLog | None = None, with_image: bool = False):
     """p(x0 | x_t) ≈ N(x0hat, S) (S = `cov`, matrix-free) conditioned on y = A x0 + n, n ~ N(0, r2 I), given
     `residual` = y - A x0hat: returns (u, e) with u = (r2 I + A S A^T)^{-1} (residual - A e - n) by `cg_iters`
     CG iterations (stopping on non-positive curvature). With `noise = (z, w)` (standard normal draws, image-
@@ -110,7 +102,8 @@ def conditional_x0(cov, op, residual: torch.Tensor, r2: float, *, noise=None, sq
     x0hat + e + S A^T u is a draw from the Gaussian posterior (Matheron's rule: mean x0hat + S A^T (r2 I +
     A S A^T)^{-1} (y - A x0hat), covariance S - S A^T (r2 I + A S A^T)^{-1} A S); without, e = 0, n = 0 and
     x0hat + S A^T u is that mean. `op` needs only `A` and `A_adjoint` (a linearised map will do). Forwards:
-    `sqrt_iters` (with noise) + one per CG iteration."""
+    `sqrt_iters` (with noise) + one per CG iteration. `with_image`: also return A S A^T u, the A-image of the
+    shift S A^T u, from the CG's own residual (rhs - r2 u - (rhs - (r2 I + A S A^T) u)), no product more."""
     rhs = residual
     e = None
     if noise is not None:
@@ -120,6 +113,8 @@ def conditional_x0(cov, op, residual: torch.Tensor, r2: float, *, noise=None, sq
     u, info = cg(lambda v: r2 * v + op.A(cov(op.A_adjoint(v))), rhs, tol=cg_tol, max_iter=cg_iters)
     if log is not None:
         log.add(info)
+    if with_image:
+        return u, e, rhs - info.r - r2 * u
     return u, e
 
 

@@ -18,7 +18,7 @@ from inversa.solvers import make_solver
 from inversa.solvers.ca_dps import CG_ITERS, DEFAULT_CG_ITERS
 from inversa.solvers.base import rademacher
 from inversa.solvers.cg import cg
-from inversa.solvers.covariance import TweedieCovariance
+from inversa.solvers.covariance import TweedieCovariance, conditional_x0
 from inversa.solvers.lanczos import sqrt_apply
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -126,15 +126,33 @@ def test_tilted_secant_is_the_product_on_gaussians_and_the_tilted_mean_on_mixtur
     before = cov.products
     assert torch.allclose(cov.tilted(b, 1.0, central=True), (tilted_mean - opposite) / 2, atol=1e-8)
     assert cov.products == before + 2
-    # the move cap, per image: an image whose move f c_t b is past max_move noise stds (RMS) gets the fraction that
-    # moves it exactly that far; one within the cap keeps its fraction and its result
-    b = torch.cat([b[:1], 1e-3 * b[1:2], b[2:]])
-    rms = (b.flatten(1).pow(2).mean(1).sqrt() * cov.c)
-    capped = cov.tilted(b, 0.5, central=True, max_move=0.3)
-    f0 = 0.3 * (1 - a) ** 0.5 / float(rms[0])
-    assert 0.5 * float(rms[0]) > 0.3 * (1 - a) ** 0.5 > 0.5 * float(rms[1])
-    assert torch.allclose(capped[0], cov.tilted(b, f0, central=True)[0], atol=1e-10)
-    assert torch.allclose(capped[1], cov.tilted(b, 0.5, central=True)[1], atol=1e-12)
+
+
+def test_measurement_trust_bounds_by_the_products_image():
+    """`ca_dps.measurement_trust` with the A-image `conditional_x0` returns (A S A^T u, from the CG's residual):
+    the Jacobian product's shift is left as it is; a shift whose A-image is longer is scaled, per image, to its
+    length. Gaussian prior, exact S, blur, truncated CG (2 iterations)."""
+    from inversa.solvers.ca_dps import measurement_trust
+
+    s = make_setting("gauss", "blur")
+    g = torch.Generator().manual_seed(5)
+    A, S = s.operator.M, exact_x0_cov(s.prior.model, s.prior.abar(300))
+
+    class Dense:
+        def A(self, x):
+            return x @ A.T
+
+        def A_adjoint(self, y):
+            return y @ A
+
+    rhs = torch.randn(3, A.shape[0], generator=g, dtype=torch.float64)
+    u, _, image = conditional_x0(lambda v: v @ S, Dense(), rhs, 0.05**2, cg_iters=2, with_image=True)
+    shift = u @ A @ S  # S A^T u (S symmetric), rows are images
+    assert torch.allclose(image, shift @ A.T, atol=1e-10)
+    assert torch.equal(measurement_trust(Dense(), shift, image), shift)
+    long = torch.cat([50 * shift[:1], shift[1:]])
+    out = measurement_trust(Dense(), long, image)
+    assert torch.allclose((out[0] @ A.T).norm(), image[0].norm()) and torch.equal(out[1:], shift[1:])
 
 
 def test_lanczos_square_root_and_positivity():
