@@ -29,7 +29,7 @@ METHODS = {
     "dps": ("dps", {}),
     "dps-ddim": ("dps", {"sampler": "ddim", "eta": 0.0}),
     "c-dps": ("c-dps", {}),
-    "ca-dps": ("ca-dps", {}),  # mean_shift="covariance"
+    "ca-dps": ("ca-dps", {}),  # mean_shift="tilt" (central secant) since 2026-12-04
     "ca-dps-vjp": ("ca-dps", {"mean_shift": "vjp"}),
     "cmi-dps": ("cmi-dps", {}),
 }

@@ -30,8 +30,8 @@ even-order terms along b, the network's curvature, which is what cost the one-si
 The secant's shift is scaled down, per image, where its A-image is longer than the Jacobian product's,
 A S A^T u, which the CG gives without a product more (`measurement_trust`; never binds on Gaussian priors):
 at the first steps the move is many noise stds, where a network is not trained and its secant can be many
-times the product.
-mean_shift="covariance": the Jacobian product S A^T u (one forward). mean_shift="vjp": c_t J_t^T A^T u by one VJP (equal for an exact denoiser).
+times the product. mean_shift="covariance": the Jacobian product S A^T u (one forward). mean_shift="vjp":
+c_t J_t^T A^T u by one VJP (equal for an exact denoiser).
 
 covariance="diagonal" (the earlier [inferred] form): S_t = ((1-ab)/ab) diag(1 + (1-ab) h_t), h_t from
 Rademacher probes of finite differences of eps (`fd_probes`, `delta`), clamped to [0, cov_max]; u in
@@ -49,8 +49,8 @@ Arguments: variant ("paper" | "reference"), covariance ("full" | "diagonal"), co
 (k; None: 4 on blur operators, 2 otherwise, `CG_ITERS`), cg_tol, sqrt_iters, step_variance ("posterior" | "prior"),
 mean_shift ("tilt" | "covariance" | "vjp"; None: "tilt" with the full covariance, "covariance" with the
 diagonal), multiplier (scales the shift; 1 = the derivation), tilt (f of mean_shift="tilt", in (0, 1]), secant
-("central" | "forward"), sigma_min (noise floor on the model scale,
-so noiseless problems keep a proper likelihood), full_below, data_var, fd_probes and cov_max (diagonal form).
+("central" | "forward"), sigma_min (noise floor on the model scale, so noiseless problems keep a proper
+likelihood), full_below, data_var, fd_probes and cov_max (diagonal form).
 Measured figures: docs/posterior.md (exact posteriors), docs/quality.md (photos).
 """
 
