@@ -86,7 +86,8 @@ def measurement_trust(op, shift: torch.Tensor, image: torch.Tensor) -> torch.Ten
     product's shift, A S A^T u (from the CG). On Gaussian priors the tilt secant is that product and the bound
     never binds; a secant of a network evaluated far from where it was trained (the first, noisiest steps) can
     be many times longer, which this stops."""
-    ratio = (bdot(op.A(shift), op.A(shift)) / bdot(image, image).clamp(min=1e-30)).sqrt()
+    a_shift = op.A(shift)
+    ratio = (bdot(a_shift, a_shift) / bdot(image, image).clamp(min=1e-30)).sqrt()
     return shift / _bview(ratio.clamp(min=1.0), shift)
 
 
