@@ -9,10 +9,10 @@ block inpainting, a 3x3 Gaussian blur and SR x2 (sigma 0.025 in [0, 1] units), x
 Per setting: the floor (two exact sample sets) and the prior alone, then each solver with its defaults
 at each step count: sliced W2 to exact posterior samples (all / observed / unobserved coordinates),
 the worst posterior-mean error and the variance-ratio range on each split, network forwards and VJPs
-per step, wall seconds; other forms run beside the defaults: the earlier ones (DPS's uncapped step, C-DPS
-paper, CA-DPS diagonal), those exact on Gaussians (C-DPS joint with the full covariance, DAPS's Gaussian
-x0 step) and CA-DPS's mean shift by the Jacobian product (mean_shift=covariance, its default before the
-central tilt secant) and by the one-sided secant. --cg-curve adds CA-DPS at k = 1, 2, 4, 8 CG iterations
+per step, wall seconds; other forms run beside the defaults: the earlier ones (DPS's uncapped step, C-DPS's
+paper and corrected variants, CA-DPS diagonal), the one exact on Gaussians that is not a default (DAPS's
+Gaussian x0 step; C-DPS's default, the joint step, is the other) and CA-DPS's mean shift by the Jacobian
+product (mean_shift=covariance, its default before the central tilt secant) and by the one-sided secant. --cg-curve adds CA-DPS at k = 1, 2, 4, 8 CG iterations
 (at --curve-steps) (its cost per step is 1 + sqrt_iters + k + 2 forwards with the posterior step variance,
 k + 3 without; one less with the Jacobian product). The closing lines check the full-covariance issue's
 targets on the mixture (100 steps against DPS at 1000), for the three methods' defaults.
@@ -54,10 +54,10 @@ HEADER = (f"  {'solver @ steps':<34} {'SW2':>6} {'SW2obs':>7} {'SW2unobs':>8}  {
           f"  {'varRatioObs':>12} {'varRatioUnobs':>12}  {'fwd/vjp':>9} {'sec':>6}")
 
 
-# Other forms beside the defaults: the earlier ones (DPS's uncapped T/N step, C-DPS's paper variant, CA-DPS's
-# diagonal and Jacobian-product mean shift), the forms exact on Gaussian priors (C-DPS's joint step, DAPS's
+# Other forms beside the defaults: the earlier ones (DPS's uncapped T/N step, C-DPS's paper and corrected variants,
+# CA-DPS's diagonal and Jacobian-product mean shift), the form exact on Gaussian priors (DAPS's
 # Gaussian x0 step) and CA-DPS's one-sided tilt secant.
-OTHER_FORMS = {"dps": [{"step_rule": "stride"}], "c-dps": [{"variant": "paper"}, {"variant": "joint", "covariance": "full"}],
+OTHER_FORMS = {"dps": [{"step_rule": "stride"}], "c-dps": [{"variant": "paper"}, {"variant": "corrected"}],
                "ca-dps": [{"covariance": "diagonal"}, {"mean_shift": "covariance"},
                           {"secant": "forward", "tilt": 0.05}], "daps": [{"x0_step": "gaussian", "tau": None}]}
 

@@ -28,8 +28,8 @@ from inversa.solvers import make_solver
 METHODS = {
     "dps": ("dps", {}),
     "dps-ddim": ("dps", {"sampler": "ddim", "eta": 0.0}),
-    "c-dps": ("c-dps", {}),
-    "ca-dps": ("ca-dps", {}),  # mean_shift="tilt" (central secant) since 2026-12-04
+    "c-dps": ("c-dps", {}),  # variant="joint" since 2026-12-04
+    "ca-dps": ("ca-dps", {}),  # mean_shift="tilt" (central secant), sqrt_iters=2 since 2026-12-04
     "ca-dps-vjp": ("ca-dps", {"mean_shift": "vjp"}),
     "cmi-dps": ("cmi-dps", {}),
 }

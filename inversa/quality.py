@@ -44,19 +44,19 @@ PRESETS: dict[str, dict[str, Setting]] = {
         "inpaint": Setting("dps", 25, {"start": 0.2}, 1.1),
         "deblur": Setting("pigdm", 25, {"start": 0.2}, 2.0),
         "sr": Setting("pigdm", 25, {"start": 0.2}, 1.0),
-        "denoise": Setting("c-dps", 25, {"start": 0.3}, 1.2),
+        "denoise": Setting("c-dps", 25, {"variant": "corrected", "start": 0.3}, 1.2),
     },
     "balanced": {
         "inpaint": Setting("dps", 25, {"start": 0.2}, 1.1),
         "deblur": Setting("pigdm", 50, {"start": 0.2}, 3.8),
         "sr": Setting("pigdm", 25, {"start": 0.2}, 1.0),
-        "denoise": Setting("c-dps", 50, {"start": 0.3}, 2.3),
+        "denoise": Setting("c-dps", 50, {"variant": "corrected", "start": 0.3}, 2.3),
     },
     "best": {
         "inpaint": Setting("dps", 25, {"start": 0.2}, 1.1),
         "deblur": Setting("pigdm", 50, {"start": 0.4}, 8.4),
         "sr": Setting("pigdm", 50, {"start": 0.4}, 4.1),
-        "denoise": Setting("c-dps", 50, {"start": 0.3}, 2.3),
+        "denoise": Setting("c-dps", 50, {"variant": "corrected", "start": 0.3}, 2.3),
     },
 }
 

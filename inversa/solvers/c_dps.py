@@ -4,29 +4,39 @@
 A measurement path runs beside x_t: y_t = A x_t + sqrt(ab_t) n, so p(y_t | x_t) = N(A x_t, ab_t sy² I)
 exactly, and y_{t-1} = sqrt(ab_{t-1}) y + sqrt(1-ab_{t-1}) A eps_hat ("coupled", reusing the step's eps) or
 with fresh noise in place of eps_hat ("independent"). The step posterior combines the prior's reverse step
-p(x_{t-1} | x_t) = N(mu_t, s_t² I) with y_{t-1} as a linear-Gaussian observation of x_{t-1}; one network
-forward per step for the paper form, no VJP, no step size.
+p(x_{t-1} | x_t) = N(mu_t, s_t² I) with y_{t-1} as a linear-Gaussian observation of x_{t-1}; no VJP, no step
+size. Forwards per step: 1 for the paper form, 2 for the corrected one, 1 + sqrt_iters + k + 2 for the joint
+step (the default: 7, 9 on deblurring).
 
 variant="paper": y_{t-1} = A x_{t-1} + N(0, r²), r² = ab_{t-1} sy²; precision s_t^-2 I + A^T A / r², sampled
   exactly by perturb-then-solve: with D = s_t, x_{t-1} = D w, (I + D A^T A D / r²) w = mu_t / D + z1 +
   D A^T (y_{t-1} + r z2) / r² (closed form through `operator.gram_solve` for inpainting, SR and circular blur;
   CG otherwise). Limit: the coupled y_{t-1} carries the error sqrt(ab_{t-1}) A (x0 - x0hat), which this form
   ignores, so early steps trust y too much (tests/solvers/test_c_dps.py records the gaps as strict xfails).
-variant="corrected" (default): that error in the measurement covariance, R = ab_{t-1} (sy² I + A S A^T),
+variant="corrected": that error in the measurement covariance, R = ab_{t-1} (sy² I + A S A^T),
   S = Cov[x0 | x_t]; sampled by Matheron's rule, x = mu_t + D z, x_{t-1} = x + D² A^T (A D² A^T + R)^{-1}
   (y_{t-1} - A x - e), e ~ N(0, R). covariance="scalar" (default): S ≈ s I, s = <v, S v>/<v, v> from one
   Rademacher probe (one more forward), and the system (D² + ab_{t-1} s) A A^T + ab_{t-1} sy² is the
   operator's closed form (push-through identity); "full": the matrix-free S (CG in measurement space, one
   forward per product; e's A S^{1/2} part by Lanczos).
-variant="joint": x_{t-1} and the coupled y_{t-1} are jointly Gaussian given x_t (both carry x0 - x0hat ~
+variant="joint" (default; covariance="full" by default with it): x_{t-1} and the coupled y_{t-1} are jointly Gaussian given x_t (both carry x0 - x0hat ~
   N(0, S)), and x_{t-1} is drawn from that joint's conditional. Given x_t, the coupled y_{t-1} is an invertible
   affine map of y, so the step is p(x_{t-1} | x_t, y) under p(x0 | x_t) ≈ N(x0hat, S): exact ancestral
-  sampling on Gaussian priors with covariance="full" (it is, draw for draw, CA-DPS's posterior step; the
-  forms above drop the cross-covariance Cov(x_{t-1}, y_{t-1}) = c sqrt(ab_{t-1}) S A^T and are not exact).
+  sampling on Gaussian priors with covariance="full" (it is, draw for draw, CA-DPS's posterior step, its mean
+  shift S A^T u included: the tilt secant with the trust bound by default, `mean_shift="covariance"` for the
+  Jacobian product; the forms above drop the cross-covariance Cov(x_{t-1}, y_{t-1}) = c sqrt(ab_{t-1}) S A^T and
+  are not exact).
 
-Arguments: variant ("corrected" | "paper" | "joint"), covariance, y_path ("coupled" | "independent"), var_floor (s_t² >= var_floor, binding
-at the last steps; default beta_1), cg_iters, cg_tol, sqrt_iters, cov_product, delta (as in CA-DPS),
-sigma_min (noise floor on the model scale). Measured figures: docs/posterior.md, docs/quality.md.
+The default is the joint step because it is the form that is right on the exact-posterior oracles (a correlated
+Gaussian and a full-covariance mixture); on the FFHQ sample it also beats the corrected and paper forms on four
+of five presets (docs/posterior.md, docs/quality.md).
+
+Arguments: variant ("joint" | "corrected" | "paper"), covariance ("full" | "scalar"; None: "full" for the joint
+step, "scalar" otherwise), y_path ("coupled" | "independent"), var_floor
+(s_t² >= var_floor, binding at the last steps; default beta_1), cg_iters (None: CA-DPS's k for the joint step
+with the full covariance, 4 on blur and 2 otherwise; 30, to `cg_tol`, for the other solves), cg_tol, sqrt_iters (2),
+cov_product, delta, mean_shift ("tilt" | "covariance"), tilt, secant (as in CA-DPS; the joint step with the full
+covariance), sigma_min (noise floor on the model scale). Measured figures: docs/posterior.md, docs/quality.md.
 """
 
 from __future__ import annotations
@@ -37,41 +47,53 @@ import torch
 
 from inversa.errors import UserError, check_choice, check_positive_int
 from inversa.solvers.base import Context, Solver, StepState, rademacher, randn
-from inversa.solvers.cg import CGLog, _bview, bdot, cg
+from inversa.solvers.cg import _bview, bdot, cg
 from inversa.solvers.covariance import METHODS as PRODUCTS
-from inversa.solvers.covariance import TweedieCovariance, conditional_x0, step_coefficients
+from inversa.solvers.ca_dps import CG_ITERS, DEFAULT_CG_ITERS, MEAN_SHIFTS, SECANTS, SQRT_ITERS
+from inversa.solvers.covariance import TweedieCovariance, conditional_shift, conditional_x0, step_coefficients
 from inversa.solvers.lanczos import sqrt_apply
 from inversa.solvers.registry import register
 
 Y_PATHS = ("coupled", "independent")
-VARIANTS = ("corrected", "paper", "joint")
+VARIANTS = ("joint", "corrected", "paper")
 COVARIANCES = ("full", "scalar")
+SOLVE_ITERS = 30  # CG iterations of the solves taken to tolerance (paper and corrected variants)
 
 
 @dataclass
 class CDPSContext(Context):
     floor: float = 0.0  # s_t² >= floor: var_floor, or beta_1 of the prior
+    cg_iters: int = SOLVE_ITERS  # CG iterations of this call (`cg_iters`, or the variant's and operator's)
 
 
 @register("c-dps")
 class CDPS(Solver):
-    """Coupled data/measurement diffusion: a Gaussian step posterior, 1-2 forwards and no VJP per step."""
+    """Coupled data/measurement diffusion: a Gaussian step posterior; no VJP per step."""
 
     label = "Coupled diffusion (C-DPS)"
-    summary = ("cheap (no gradient pass, nothing to tune); strongest on super-resolution and deblurring when "
-               "warm-started")
-    cost = (2, 0)
+    summary = ("no gradient pass, nothing to tune; exact step posterior on Gaussian priors (the joint step); "
+               "variant='corrected' is the cheap form (2 network evaluations per step)")
+    cost = (7, 0)  # the joint step: 1 + sqrt_iters + k + 2 (9 with k = 4 on deblurring); 2 for "corrected", 1 for "paper"
+    cost_up_to = True  # CG stops early on convergence or non-positive curvature
     needs_grad = False
     context = CDPSContext
 
-    def __init__(self, prior, *, variant: str = "corrected", covariance: str = "scalar", y_path: str = "coupled",
-                 var_floor: float | None = None, cg_iters: int = 30, cg_tol: float = 1e-4, sigma_min: float = 1e-3,
-                 sqrt_iters: int = 4, cov_product: str = "finite-difference", delta: float = 1e-3, **kwargs):
+    def __init__(self, prior, *, variant: str = "joint", covariance: str | None = None, y_path: str = "coupled",
+                 var_floor: float | None = None, cg_iters: int | None = None, cg_tol: float = 1e-4, sigma_min: float = 1e-3,
+                 sqrt_iters: int = SQRT_ITERS, cov_product: str = "finite-difference", delta: float = 1e-3,
+                 mean_shift: str = "tilt", tilt: float = 0.1, secant: str = "central", **kwargs):
         super().__init__(prior, **kwargs)
         check_choice("C-DPS variant", variant, VARIANTS)
+        if covariance is None:  # the joint step is exact with the full covariance; the others were measured with the scalar
+            covariance = "full" if variant == "joint" else "scalar"
         check_choice("covariance", covariance, COVARIANCES)
         check_choice("cov_product", cov_product, PRODUCTS)
         check_positive_int("sqrt_iters", sqrt_iters)
+        check_choice("mean_shift", mean_shift, MEAN_SHIFTS[1:])  # no VJP here
+        check_choice("secant", secant, SECANTS)
+        if isinstance(tilt, bool) or not isinstance(tilt, (int, float)) or not 0 < tilt <= 1:
+            raise UserError(f"tilt (the fraction of the exponential tilt) must be a number in (0, 1], got {tilt!r}")
+        self.mean_shift, self.tilt, self.secant = mean_shift, float(tilt), secant
         if not delta > 0:
             raise UserError(f"delta must be positive, got {delta}")
         self.covariance, self.sqrt_iters, self.cov_product, self.delta = covariance, sqrt_iters, cov_product, float(delta)
@@ -79,7 +101,7 @@ class CDPS(Solver):
             raise UserError(f"y_path {y_path!r} is unknown; accepted: {', '.join(Y_PATHS)}")
         if var_floor is not None and not var_floor > 0:
             raise UserError(f"var_floor must be positive, got {var_floor}")
-        if not (isinstance(cg_iters, int) and cg_iters >= 1):
+        if cg_iters is not None and not (isinstance(cg_iters, int) and cg_iters >= 1):
             raise UserError(f"cg_iters must be a positive integer, got {cg_iters!r}")
         for key, val in (("cg_tol", cg_tol), ("sigma_min", sigma_min)):
             if not val > 0:
@@ -93,11 +115,13 @@ class CDPS(Solver):
     def prepare(self, problem, timesteps, num_steps=None):
         ctx = super().prepare(problem, timesteps, num_steps)
         ctx.floor = float(1 - self.prior.alphas_cumprod[0]) if self.var_floor is None else float(self.var_floor)
+        truncated = self.variant == "joint" and self.covariance == "full"  # CA-DPS's k, chosen on held-out crops
+        ctx.cg_iters = self.cg_iters or (CG_ITERS.get(problem.operator.name, DEFAULT_CG_ITERS) if truncated else SOLVE_ITERS)
         return ctx
 
     def run_metadata(self, ctx):
         return {**super().run_metadata(ctx), "var_floor": ctx.floor, "solve": "cg" if ctx.cg.solves else "closed-form",
-                **ctx.cg.as_dict()}
+                **ctx.cg.as_dict(), "cg_iters_used": ctx.cg_iters}
 
     def step(self, s: StepState) -> torch.Tensor:
         if self.variant == "joint":
@@ -123,7 +147,7 @@ class CDPS(Solver):
         if w is None and d is not None:  # per-pixel D (learned variance), diagonal A^T A
             w = rhs / (1 + D**2 * d.to(rhs) / r2)
         if w is None:
-            w, info = cg(lambda v: v + D * op.A_adjoint(op.A(D * v)) / r2, rhs, tol=self.cg_tol, max_iter=self.cg_iters)
+            w, info = cg(lambda v: v + D * op.A_adjoint(op.A(D * v)) / r2, rhs, tol=self.cg_tol, max_iter=s.ctx.cg_iters)
             s.ctx.cg.add(info)
         return D * w
 
@@ -151,10 +175,10 @@ class CDPS(Solver):
         D2 = D**2
         if self.covariance == "scalar" and D.numel() == 1:
             c1, c2 = D2 + ap * sbar, ap * r2  # A^T (c1 A A^T + c2)^{-1} b = (c1 A^T A + c2)^{-1} A^T b, per image
-            return x + D2 * self._scalar_solve(op, op.A_adjoint(rhs), c1, c2, s.ctx.cg)
+            return x + D2 * self._scalar_solve(op, op.A_adjoint(rhs), c1, c2, s.ctx)
         matvec = (lambda u: op.A(D2 * op.A_adjoint(u)) + ap * (r2 * u + op.A(cov(op.A_adjoint(u))))) \
             if self.covariance == "full" else (lambda u: op.A(D2 * op.A_adjoint(u)) + ap * (r2 * u + sbar * op.A(op.A_adjoint(u))))
-        u, info = cg(matvec, rhs, tol=self.cg_tol, max_iter=self.cg_iters)
+        u, info = cg(matvec, rhs, tol=self.cg_tol, max_iter=s.ctx.cg_iters)
         s.ctx.cg.add(info)
         return x + D2 * op.A_adjoint(u)
 
@@ -176,20 +200,20 @@ class CDPS(Solver):
         r2 = max(p.sigma, self.sigma_min) ** 2
         z, w = randn(x_t.shape, gens, device=dev, dtype=dt), randn(p.y.shape, gens, device=dev, dtype=dt)
         if self.covariance == "full":
-            u, e = conditional_x0(cov, op, p.y - op.A(x0), r2, noise=(z, w), sqrt_iters=self.sqrt_iters, cg_iters=self.cg_iters,
-                                  cg_tol=self.cg_tol, log=s.ctx.cg)
-            shift = e + cov(op.A_adjoint(u))
+            u, e, image = conditional_x0(cov, op, p.y - op.A(x0), r2, noise=(z, w), sqrt_iters=self.sqrt_iters,
+                                         cg_iters=s.ctx.cg_iters, cg_tol=self.cg_tol, log=s.ctx.cg, with_image=True)
+            shift = e + conditional_shift(cov, op, u, image, self.mean_shift, self.tilt, self.secant == "central")
         else:
             v = rademacher(x_t.shape, gens, device=dev, dtype=dt)
             sbar = _bview((bdot(v, cov(v)) / bdot(v, v)).clamp(min=0), x_t)
             e = sbar.sqrt() * z  # S A^T (r² + s A A^T)^{-1} b = s (s A^T A + r²)^{-1} A^T b (push-through)
-            shift = e + sbar * self._scalar_solve(op, op.A_adjoint(p.y - op.A(x0 + e) - r2**0.5 * w), sbar.flatten(), r2, s.ctx.cg)
+            shift = e + sbar * self._scalar_solve(op, op.A_adjoint(p.y - op.A(x0 + e) - r2**0.5 * w), sbar.flatten(), r2, s.ctx)
         x = mu + c * shift
         if not s.last:
             x = x + torch.as_tensor(var, dtype=dt, device=dev) ** 0.5 * randn(x_t.shape, gens, device=dev, dtype=dt)
         return x
 
-    def _scalar_solve(self, op, b: torch.Tensor, c1: torch.Tensor, c2: float, log: CGLog) -> torch.Tensor:
+    def _scalar_solve(self, op, b: torch.Tensor, c1: torch.Tensor, c2: float, ctx: CDPSContext) -> torch.Tensor:
         """(c1 A^T A + c2 I)^{-1} b with c1 per image: the operator's closed form image by image, else CG."""
         cv = _bview(c1.flatten(), b)
         d = op.gram_diagonal()
@@ -199,6 +223,6 @@ class CDPS(Solver):
         first = op.gram_solve(b[:1], ratio[0])
         if first is not None:  # the operator's closed form, image by image (c differs per image)
             return torch.cat([first] + [op.gram_solve(b[i : i + 1], r) for i, r in enumerate(ratio[1:], 1)]) / c2
-        w, info = cg(lambda v: c2 * v + cv * op.A_adjoint(op.A(v)), b, tol=self.cg_tol, max_iter=self.cg_iters)
-        log.add(info)
+        w, info = cg(lambda v: c2 * v + cv * op.A_adjoint(op.A(v)), b, tol=self.cg_tol, max_iter=ctx.cg_iters)
+        ctx.cg.add(info)
         return w

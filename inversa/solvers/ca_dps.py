@@ -28,7 +28,7 @@ priors for every f; on a multimodal p(x0 | x_t) they move a chain toward the mod
 Jacobian product, seeing one mode, leaves a few chains in a mode y rules out. The central form cancels the
 even-order terms along b, the network's curvature, which is what cost the one-sided form on photos.
 The secant's shift is scaled down, per image, where its A-image is longer than the Jacobian product's,
-A S A^T u, which the CG gives without a product more (`measurement_trust`; never binds on Gaussian priors):
+A S A^T u, which the CG gives without a product more (`covariance.measurement_trust`; never binds on Gaussian priors):
 at the first steps the move is many noise stds, where a network is not trained and its secant can be many
 times the product. mean_shift="covariance": the Jacobian product S A^T u (one forward). mean_shift="vjp":
 c_t J_t^T A^T u by one VJP (equal for an exact denoiser).
@@ -46,7 +46,8 @@ variant="reference" (the authors' released DPS fork, for reproducing published n
 
 Arguments: variant ("paper" | "reference"), covariance ("full" | "diagonal"), cov_product
 ("finite-difference" | "jvp"), delta (finite-difference step, RMS per pixel on the model scale), cg_iters
-(k; None: 4 on blur operators, 2 otherwise, `CG_ITERS`), cg_tol, sqrt_iters, step_variance ("posterior" | "prior"),
+(k; None: 4 on blur operators, 2 otherwise, `CG_ITERS`), cg_tol, sqrt_iters (Lanczos iterations of the step's
+draw, 2), step_variance ("posterior" | "prior"),
 mean_shift ("tilt" | "covariance" | "vjp"; None: "tilt" with the full covariance, "covariance" with the
 diagonal), multiplier (scales the shift; 1 = the derivation), tilt (f of mean_shift="tilt", in (0, 1]), secant
 ("central" | "forward"), sigma_min (noise floor on the model scale, so noiseless problems keep a proper
@@ -64,9 +65,9 @@ import torch
 from inversa.errors import UserError, check_choice, check_positive_int
 from inversa.pretrained.prior import Prediction
 from inversa.solvers.base import StepState, rademacher, randn
-from inversa.solvers.cg import CGLog, _bview, bdot, cg
+from inversa.solvers.cg import CGLog, cg
 from inversa.solvers.covariance import METHODS as PRODUCTS
-from inversa.solvers.covariance import PriorScaleCovariance, TweedieCovariance, conditional_x0, step_coefficients
+from inversa.solvers.covariance import PriorScaleCovariance, TweedieCovariance, conditional_shift, conditional_x0, step_coefficients
 from inversa.solvers.dps import DPS, DPSContext
 from inversa.solvers.registry import register
 
@@ -79,16 +80,9 @@ SECANTS = ("central", "forward")
 # deblurring needs 4 to fit y; on inpainting and SR more iterations follow the network's covariance error further.
 CG_ITERS = {"blur": 4}
 DEFAULT_CG_ITERS = 2
-
-
-def measurement_trust(op, shift: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-    """`shift` scaled down, per image, so that ||A shift|| <= ||image||, `image` the A-image of the Jacobian
-    product's shift, A S A^T u (from the CG). On Gaussian priors the tilt secant is that product and the bound
-    never binds; a secant of a network evaluated far from where it was trained (the first, noisiest steps) can
-    be many times longer, which this stops."""
-    a_shift = op.A(shift)
-    ratio = (bdot(a_shift, a_shift) / bdot(image, image).clamp(min=1e-30)).sqrt()
-    return shift / _bview(ratio.clamp(min=1.0), shift)
+# Lanczos iterations of the step's draw S^{1/2} z: 2 beat 4 on every held-out preset (docs/quality.md) and equal
+# it on the exact-posterior settings (docs/posterior.md).
+SQRT_ITERS = 2
 
 
 @dataclass
@@ -105,14 +99,14 @@ class CADPS(DPS):
     label = "Covariance-aware DPS"
     summary = ("uses how pixels vary together under the prior, so what is seen informs what is missing; "
                "no step size to tune; the slowest per step")
-    cost = (9, 0)  # 1 + sqrt_iters + cg_iters + 2 with the defaults (k = 2; 11 with k = 4 on deblurring)
+    cost = (7, 0)  # 1 + sqrt_iters + cg_iters + 2 with the defaults (k = 2; 9 with k = 4 on deblurring)
     cost_up_to = True  # CG stops early on convergence or non-positive curvature
     context = CADPSContext
 
     def __init__(self, prior, *, variant: str = "paper", delta: float = 1e-3, fd_probes: int = 1, cg_iters: int | None = None,
                  cg_tol: float = 1e-4, multiplier: float = 1.0, step_variance: str = "posterior", sigma_min: float = 1e-3,
                  cov_max: float = 1.0, mean_shift: str | None = None, covariance: str = "full",
-                 cov_product: str = "finite-difference", sqrt_iters: int = 4, full_below: float = math.inf,
+                 cov_product: str = "finite-difference", sqrt_iters: int = SQRT_ITERS, full_below: float = math.inf,
                  data_var: float = 0.25, tilt: float = 0.1, secant: str = "central", **kwargs):
         super().__init__(prior, **kwargs)
         check_choice("CA-DPS variant", variant, VARIANTS)
@@ -227,12 +221,10 @@ class CADPS(DPS):
         r2 = max(p.sigma, self.sigma_min) ** 2
         u, e, image = conditional_x0(cov, op, p.y - op.A(x0), r2, noise=noise, sqrt_iters=self.sqrt_iters,
                                      cg_iters=s.ctx.cg_iters, cg_tol=self.cg_tol, log=s.ctx.cg, with_image=True)
-        if self.mean_shift == "covariance":
-            shift = cov(op.A_adjoint(u))
-        elif self.mean_shift == "tilt":  # the same product by a secant over a fraction of the tilt
-            shift = measurement_trust(op, cov.tilted(op.A_adjoint(u), self.tilt, central=self.secant == "central"), image)
-        else:  # the likelihood gradient's form c_t J_t^T A^T u, one VJP
+        if self.mean_shift == "vjp":  # the likelihood gradient's form c_t J_t^T A^T u, one VJP
             shift = cov.c * s.vjp(s.pred.x0hat * op.A_adjoint(u).detach(), s.x_t)
+        else:  # the product, or the same by a secant over a fraction of the tilt
+            shift = conditional_shift(cov, op, u, image, self.mean_shift, self.tilt, self.secant == "central")
         return shift if e is None else shift + e
 
     def step(self, s: StepState) -> torch.Tensor:

@@ -118,6 +118,26 @@ def conditional_x0(cov, op, residual: torch.Tensor, r2: float, *, noise=None, sq
     return u, e
 
 
+def measurement_trust(op, shift: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+    """`shift` scaled down, per image, so that ||A shift|| <= ||image||, `image` the A-image of the Jacobian
+    product's shift, A S A^T u (`conditional_x0(..., with_image=True)`). On Gaussian priors the tilt secant is
+    that product and the bound never binds; a secant of a network evaluated far from where it was trained (the
+    first, noisiest steps) can be many times longer, which this stops."""
+    a_shift = op.A(shift)
+    ratio = (bdot(a_shift, a_shift) / bdot(image, image).clamp(min=1e-30)).sqrt()
+    return shift / _bview(ratio.clamp(min=1.0), shift)
+
+
+def conditional_shift(cov, op, u: torch.Tensor, image: torch.Tensor, mean_shift: str, tilt: float, central: bool):
+    """The Gaussian conditional mean shift S A^T u of `conditional_x0`: mean_shift="covariance" by the Jacobian
+    product (one forward), "tilt" by the secant along the exponential tilt (`TweedieCovariance.tilted`, one or
+    two forwards) bounded by `measurement_trust`."""
+    b = op.A_adjoint(u)
+    if mean_shift == "covariance":
+        return cov(b)
+    return measurement_trust(op, cov.tilted(b, tilt, central=central), image)
+
+
 def step_coefficients(prior, t: int, t_prev: int, eta: float) -> tuple[float, float]:
     """(c_x0, var): the weight of x0hat in the step mean and the step's eta² beta_tilde, read off the
     prior's own step (the mean is linear in x0hat at fixed x_t)."""

@@ -110,10 +110,14 @@ def test_seeds_and_batch_invariance(gauss16, params):
     check_seeds_and_batch_invariance(make_solver("c-dps", gauss16, **params), op, ys)
 
 
-@pytest.mark.parametrize("variant", ["paper", "corrected", "joint"])
-def test_super_resolution(variant):
-    out = check_super_resolution(lambda prior: make_solver("c-dps", prior, variant=variant))
-    assert out.vjp == 0 and out.metadata["solve"] == "closed-form"
+@pytest.mark.parametrize("params", [{"variant": "paper"}, {"variant": "corrected"}, {"variant": "joint", "covariance": "scalar"}, {}])
+def test_super_resolution(params):
+    """SR: the scalar forms solve in the operator's closed form; the default (joint, full covariance) by k CG
+    iterations in measurement space."""
+    out = check_super_resolution(lambda prior: make_solver("c-dps", prior, **params))
+    assert out.vjp == 0 and out.metadata["solve"] == ("cg" if not params else "closed-form")
+    if not params:
+        assert out.metadata["variant"] == "joint" and out.metadata["covariance"] == "full" and out.metadata["cg_iters_used"] == 2
 
 
 def test_corrected_scalar_costs_two_forwards_and_solves_in_closed_form(gauss16):
@@ -134,21 +138,28 @@ def test_parameters_are_validated(gauss16):
 
     for bad in ({"y_path": "x"}, {"var_floor": 0}, {"cg_iters": 0}, {"sigma_min": -1}, {"variant": "x"},
                 {"covariance": "x"}, {"sqrt_iters": 0}, {"cov_product": "x"}, {"delta": 0},
-                {"variant": "joint", "y_path": "independent"}):
+                {"variant": "joint", "y_path": "independent"}, {"mean_shift": "vjp"}, {"secant": "x"}, {"tilt": 0}):
         with pytest.raises(UserError):
             CDPS(gauss16, **bad)
 
 
 def test_joint_step_is_the_ca_dps_posterior_draw(gauss16):
     """Conditioning x_{t-1} on the coupled y_{t-1} with the joint covariance is conditioning on y itself (given x_t,
-    y_{t-1} is an invertible affine map of y): the joint step is CA-DPS's posterior draw with the Jacobian-product
-    mean shift, draw for draw (CA-DPS's default tilt secant is that product on a Gaussian prior, at one more forward)."""
+    y_{t-1} is an invertible affine map of y): the joint step is CA-DPS's posterior draw, draw for draw, with the
+    same mean shift (the tilt secant by default, the Jacobian product with mean_shift="covariance") and the same
+    k by default (the operator's: 4 on blur). On a Gaussian prior the secant is the product, at one more forward."""
     op = _blur()
+
+    def run(solver):
+        return solver(ys, op, generator=gens([0, 1, 2]), num_steps=10, progress=False)
+
     ys = torch.cat([problem(gauss16, op, seed=s)[0] for s in range(3)])
-    kw = dict(clip_x0=False, cg_iters=3, sqrt_iters=4)
-    joint = CDPS(gauss16, variant="joint", covariance="full", **kw)(ys, op, generator=gens([0, 1, 2]), num_steps=10, progress=False)
-    ca = make_solver("ca-dps", gauss16, mean_shift="covariance", **kw)(ys, op, generator=gens([0, 1, 2]), num_steps=10,
-                                                                      progress=False)
-    assert torch.allclose(joint.x, ca.x, atol=1e-10) and joint.nfe == ca.nfe and joint.vjp == ca.vjp == 0
-    tilt = make_solver("ca-dps", gauss16, **kw)(ys, op, generator=gens([0, 1, 2]), num_steps=10, progress=False)
-    assert torch.allclose(tilt.x, ca.x, atol=1e-8) and tilt.nfe == ca.nfe + 10
+    kw = dict(clip_x0=False, sqrt_iters=4)
+    for shift in ("covariance", "tilt"):
+        joint = run(CDPS(gauss16, variant="joint", covariance="full", mean_shift=shift, **kw))
+        ca = run(make_solver("ca-dps", gauss16, mean_shift=shift, **kw))
+        assert torch.allclose(joint.x, ca.x, atol=1e-10) and joint.nfe == ca.nfe and joint.vjp == ca.vjp == 0
+        assert joint.metadata["cg_iters_used"] == ca.metadata["cg_iters_used"] == 4
+        if shift == "covariance":
+            product = joint
+    assert torch.allclose(joint.x, product.x, atol=1e-8) and joint.nfe == product.nfe + 10
