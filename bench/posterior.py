@@ -12,8 +12,8 @@ the worst posterior-mean error and the variance-ratio range on each split, netwo
 per step, wall seconds; other forms run beside the defaults: the earlier ones (DPS's uncapped step, C-DPS's
 paper and corrected variants, CA-DPS diagonal), the one exact on Gaussians that is not a default (DAPS's
 Gaussian x0 step; C-DPS's default, the joint step, is the other) and CA-DPS's mean shift by the Jacobian
-product (mean_shift=covariance, its default before the central tilt secant) and by the one-sided secant. --cg-curve adds CA-DPS at k = 1, 2, 4, 8 CG iterations
-(at --curve-steps) (its cost per step is 1 + sqrt_iters + k + 2 forwards with the posterior step variance,
+product (mean_shift=covariance, its default before the central tilt secant) and by the one-sided secant.
+--cg-curve adds CA-DPS at k = 1, 2, 4, 8 CG iterations (at --curve-steps) (its cost per step is 1 + sqrt_iters + k + 2 forwards with the posterior step variance,
 k + 3 without; one less with the Jacobian product). The closing lines check the full-covariance issue's
 targets on the mixture (100 steps against DPS at 1000), for the three methods' defaults.
 Run with OMP_NUM_THREADS=1 on a shared machine; the full default run takes a while on 2 cores.

@@ -19,8 +19,8 @@ variant="corrected": that error in the measurement covariance, R = ab_{t-1} (sy�
   Rademacher probe (one more forward), and the system (D² + ab_{t-1} s) A A^T + ab_{t-1} sy² is the
   operator's closed form (push-through identity); "full": the matrix-free S (CG in measurement space, one
   forward per product; e's A S^{1/2} part by Lanczos).
-variant="joint" (default; covariance="full" by default with it): x_{t-1} and the coupled y_{t-1} are jointly Gaussian given x_t (both carry x0 - x0hat ~
-  N(0, S)), and x_{t-1} is drawn from that joint's conditional. Given x_t, the coupled y_{t-1} is an invertible
+variant="joint" (default; covariance="full" by default with it): x_{t-1} and the coupled y_{t-1} are jointly
+  Gaussian given x_t (both carry x0 - x0hat ~ N(0, S)), and x_{t-1} is drawn from that joint's conditional. Given x_t, the coupled y_{t-1} is an invertible
   affine map of y, so the step is p(x_{t-1} | x_t, y) under p(x0 | x_t) ≈ N(x0hat, S): exact ancestral
   sampling on Gaussian priors with covariance="full" (it is, draw for draw, CA-DPS's posterior step, its mean
   shift S A^T u included: the tilt secant with the trust bound by default, `mean_shift="covariance"` for the
@@ -28,8 +28,8 @@ variant="joint" (default; covariance="full" by default with it): x_{t-1} and the
   are not exact).
 
 The default is the joint step because it is the form that is right on the exact-posterior oracles (a correlated
-Gaussian and a full-covariance mixture); on the FFHQ sample it also beats the corrected and paper forms on four
-of five presets (docs/posterior.md, docs/quality.md).
+Gaussian and a full-covariance mixture); on the FFHQ sample it stays within the full-covariance issue's bound of
+the paper form and ties or beats the corrected one (docs/posterior.md, docs/quality.md).
 
 Arguments: variant ("joint" | "corrected" | "paper"), covariance ("full" | "scalar"; None: "full" for the joint
 step, "scalar" otherwise), y_path ("coupled" | "independent"), var_floor
@@ -50,7 +50,7 @@ from inversa.solvers.base import Context, Solver, StepState, rademacher, randn
 from inversa.solvers.cg import _bview, bdot, cg
 from inversa.solvers.covariance import METHODS as PRODUCTS
 from inversa.solvers.ca_dps import CG_ITERS, DEFAULT_CG_ITERS, MEAN_SHIFTS, SECANTS, SQRT_ITERS
-from inversa.solvers.covariance import TweedieCovariance, conditional_shift, conditional_x0, step_coefficients
+from inversa.solvers.covariance import TweedieCovariance, check_tilt, conditional_shift, conditional_x0, step_coefficients
 from inversa.solvers.lanczos import sqrt_apply
 from inversa.solvers.registry import register
 
@@ -91,8 +91,7 @@ class CDPS(Solver):
         check_positive_int("sqrt_iters", sqrt_iters)
         check_choice("mean_shift", mean_shift, MEAN_SHIFTS[1:])  # no VJP here
         check_choice("secant", secant, SECANTS)
-        if isinstance(tilt, bool) or not isinstance(tilt, (int, float)) or not 0 < tilt <= 1:
-            raise UserError(f"tilt (the fraction of the exponential tilt) must be a number in (0, 1], got {tilt!r}")
+        check_tilt(tilt)
         self.mean_shift, self.tilt, self.secant = mean_shift, float(tilt), secant
         if not delta > 0:
             raise UserError(f"delta must be positive, got {delta}")

@@ -67,7 +67,8 @@ from inversa.pretrained.prior import Prediction
 from inversa.solvers.base import StepState, rademacher, randn
 from inversa.solvers.cg import CGLog, cg
 from inversa.solvers.covariance import METHODS as PRODUCTS
-from inversa.solvers.covariance import PriorScaleCovariance, TweedieCovariance, conditional_shift, conditional_x0, step_coefficients
+from inversa.solvers.covariance import (PriorScaleCovariance, TweedieCovariance, check_tilt, conditional_shift, conditional_x0,
+                                        step_coefficients)
 from inversa.solvers.dps import DPS, DPSContext
 from inversa.solvers.registry import register
 
@@ -133,8 +134,7 @@ class CADPS(DPS):
             if not val > 0:
                 raise UserError(f"{key} must be positive, got {val}")
         self.full_below, self.data_var = float(full_below), float(data_var)
-        if isinstance(tilt, bool) or not isinstance(tilt, (int, float)) or not 0 < tilt <= 1:
-            raise UserError(f"tilt (the fraction of the exponential tilt) must be a number in (0, 1], got {tilt!r}")
+        check_tilt(tilt)
         if mean_shift == "tilt" and covariance != "full":
             raise UserError(f"mean_shift 'tilt' needs covariance='full' (a denoiser evaluation), got covariance {covariance!r}")
         self.tilt, self.secant = float(tilt), secant

@@ -128,6 +128,12 @@ def measurement_trust(op, shift: torch.Tensor, image: torch.Tensor) -> torch.Ten
     return shift / _bview(ratio.clamp(min=1.0), shift)
 
 
+def check_tilt(tilt) -> None:
+    """One UserError line unless `tilt` (the fraction f of the exponential tilt) is a number in (0, 1]."""
+    if isinstance(tilt, bool) or not isinstance(tilt, (int, float)) or not 0 < tilt <= 1:
+        raise UserError(f"tilt (the fraction of the exponential tilt) must be a number in (0, 1], got {tilt!r}")
+
+
 def conditional_shift(cov, op, u: torch.Tensor, image: torch.Tensor, mean_shift: str, tilt: float, central: bool):
     """The Gaussian conditional mean shift S A^T u of `conditional_x0`: mean_shift="covariance" by the Jacobian
     product (one forward), "tilt" by the secant along the exponential tilt (`TweedieCovariance.tilted`, one or
