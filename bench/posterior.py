@@ -10,7 +10,7 @@ Per setting: the floor (two exact sample sets) and the prior alone, then each so
 at each step count: sliced W2 to exact posterior samples (all / observed / unobserved coordinates),
 the worst posterior-mean error and the variance-ratio range on each split, network forwards and VJPs
 per step, wall seconds; other forms run beside the defaults: the earlier ones (DPS's uncapped step, C-DPS's
-paper and corrected variants, CA-DPS diagonal), the one exact on Gaussians that is not a default (DAPS's
+paper and corrected variants, CA-DPS diagonal, CMI on DPS), the one exact on Gaussians that is not a default (DAPS's
 Gaussian x0 step; C-DPS's default, the joint step, is the other) and CA-DPS's mean shift by the Jacobian
 product (mean_shift=covariance, its default before the central tilt secant) and by the one-sided secant.
 --cg-curve adds CA-DPS at k = 1, 2, 4, 8 CG iterations (at --curve-steps) (its cost per step is 1 + sqrt_iters + k + 2 forwards with the posterior step variance,
@@ -56,8 +56,9 @@ HEADER = (f"  {'solver @ steps':<34} {'SW2':>6} {'SW2obs':>7} {'SW2unobs':>8}  {
 
 # Other forms beside the defaults: the earlier ones (DPS's uncapped T/N step, C-DPS's paper and corrected variants,
 # CA-DPS's diagonal and Jacobian-product mean shift), the form exact on Gaussian priors (DAPS's
-# Gaussian x0 step) and CA-DPS's one-sided tilt secant.
+# Gaussian x0 step), CA-DPS's one-sided tilt secant and CMI on DPS (the CMI paper's form; its default before CA-DPS).
 OTHER_FORMS = {"dps": [{"step_rule": "stride"}], "c-dps": [{"variant": "paper"}, {"variant": "corrected"}],
+               "cmi-dps": [{"base": "dps"}],
                "ca-dps": [{"covariance": "diagonal"}, {"mean_shift": "covariance"},
                           {"secant": "forward", "tilt": 0.05}], "daps": [{"x0_step": "gaussian", "tau": None}]}
 

@@ -20,12 +20,18 @@ built once with create_graph (linear in z), then J_t q = d<g(z), q>/dz is one ba
 (forward-mode CPU kernels are slower here: docs/performance.md). Fused attention kernels have no double backward, so the forward runs
 with plain (math) attention whenever a double backward is taken.
 
-Plug-in: `make_solver("cmi-dps", prior, base="dps" | "ca-dps", eta=0.1, probes=1,
+Plug-in: `make_solver("cmi-dps", prior, base="ca-dps" | "dps" | ..., eta=None, probes=1,
 inverse="first-order" | "cg", **base_params)` builds the base solver's class with this term on
-top, so it composes with any gradient-guided solver of the project. Parameters ([inferred]):
+top, so it composes with any gradient-guided solver of the project. The default base is CA-DPS, the
+full-covariance posterior step (solvers/ca_dps.py): on priors with correlated pixels the term cannot
+correct its base's bias, and DPS's step is biased there at every step count, so CMI on DPS (the paper's
+form, `base="dps"`) stays farther from exact posteriors than the CA-DPS step does (docs/posterior.md).
+Parameters ([inferred]):
 - eta, eta_mode: "relative" (default) eta_t = eta ||g_base|| / ||grad s|| per image, i.e. the CMI
   step is a fixed fraction of the base guidance; "absolute": eta_t = eta T / num_steps (the same
-  per-step rescaling as DPS's zeta);
+  per-step rescaling as DPS's zeta). eta=None: the base's weight (`ETAS`: 0.01 on CA-DPS, whose guidance
+  includes the step's posterior draw; 0.1 on the others), chosen on held-out training photos
+  (docs/quality.md);
 - probes: Rademacher probes averaged per step (each one Hessian-vector product: two backward
   passes, plus one forward for "finite-difference");
 - hvp, fd_delta: how the Hessian-vector product is taken (above) and the finite-difference step on
@@ -52,6 +58,10 @@ INVERSES = ("first-order", "cg")
 HVPS = ("finite-difference", "exact")
 ETA_MODES = ("relative", "absolute")
 SIGMA_MIN = 1e-3  # noise floor (model scale) when the base solver has none: I needs sy > 0
+# The information term's weight by base when `eta` is None, chosen on held-out training photos (docs/quality.md):
+# on CA-DPS a larger weight loses on photos and changes nothing on exact posteriors.
+ETAS = {"ca-dps": 0.01}
+DEFAULT_ETA = 0.1
 
 
 def _math_attention():
@@ -128,23 +138,25 @@ def information_gradient(prior, x_t: torch.Tensor, t: int, operator, sigma: floa
         return _surrogate_grad(x0hat, x, operator, v, u, c / (2 * sigma**2), predict, fd_delta)
 
 
-@register("cmi-dps", composes="dps")
+@register("cmi-dps", composes="ca-dps")
 class CMI(GuidanceTerm):
-    """CMI guidance (the information term) on top of a gradient-guided base solver (`base`, default "dps")."""
+    """CMI guidance (the information term) on top of a gradient-guided base solver (`base`, default "ca-dps")."""
 
-    label = "DPS + information guidance (CMI)"
-    summary = "DPS plus a term that keeps what the measurement says; about 2x the time of DPS"
-    cost = (2, 3)  # on DPS: its forward + the finite difference's; its VJP + the Hessian-vector product's two
+    label = "Covariance-aware DPS + information guidance (CMI)"
+    summary = ("CA-DPS's posterior step plus a term that keeps what the measurement says; "
+               "base=dps is the paper's lighter DPS form")
+    cost = (8, 2)  # on CA-DPS (7, 0; 9 on deblurring) + the finite difference's forward; the Hessian-vector product's two VJPs
+    cost_up_to = True  # CA-DPS's CG stops early on convergence
     base_renames = {"sampler_eta": "eta"}  # `eta` is the CMI weight here, as in the paper
 
-    def __init__(self, *, eta: float = 0.1, eta_mode: str = "relative", probes: int = 1, inverse: str = "first-order",
+    def __init__(self, *, eta: float | None = None, eta_mode: str = "relative", probes: int = 1, inverse: str = "first-order",
                  inverse_iters: int = 10, inverse_tol: float = 1e-3, hvp: str = "finite-difference",
                  fd_delta: float = 1e-3, sampler_eta: float = 1.0):
         if inverse not in INVERSES:
             raise UserError(f"inverse {inverse!r} is unknown; accepted: {', '.join(INVERSES)}")
         if eta_mode not in ETA_MODES:
             raise UserError(f"eta_mode {eta_mode!r} is unknown; accepted: {', '.join(ETA_MODES)}")
-        if not eta >= 0:
+        if eta is not None and not eta >= 0:
             raise UserError(f"eta must be non-negative, got {eta}")
         for key, val in (("probes", probes), ("inverse_iters", inverse_iters)):
             if not (isinstance(val, int) and val >= 1):
@@ -155,20 +167,25 @@ class CMI(GuidanceTerm):
             if not val > 0:
                 raise UserError(f"{key} must be positive, got {val}")
         self.hvp, self.fd_delta = hvp, float(fd_delta)
-        self.eta, self.eta_mode, self.probes, self.sampler_eta = float(eta), eta_mode, probes, sampler_eta
+        self.eta = None if eta is None else float(eta)
+        self.eta_mode, self.probes, self.sampler_eta = eta_mode, probes, sampler_eta
         self.inverse, self.inverse_iters, self.inverse_tol = inverse, inverse_iters, float(inverse_tol)
 
     def prepare(self, solver, ctx):
         return CGLog()  # the CG solves of the inverse, over the call
 
     def params(self, solver) -> dict:
-        return {"base": type(solver).name, "cmi_eta": self.eta, "eta_mode": self.eta_mode, "probes": self.probes,
+        return {"base": type(solver).name, "cmi_eta": self.weight(solver), "eta_mode": self.eta_mode, "probes": self.probes,
                 "inverse": self.inverse, "inverse_iters": self.inverse_iters, "inverse_tol": self.inverse_tol,
                 "hvp": self.hvp, **({"fd_delta": self.fd_delta} if self.hvp == "finite-difference" else {}),
                 "jvp": "double-vjp" if self.inverse == "cg" else None}
 
     def record(self, state) -> dict:
         return state.as_dict("inverse_")
+
+    def weight(self, solver) -> float:
+        """eta, or the base's weight when it is None (`ETAS`)."""
+        return self.eta if self.eta is not None else ETAS.get(type(solver).name, DEFAULT_ETA)
 
     @staticmethod
     def sigma(solver, problem) -> float:
@@ -207,5 +224,5 @@ class CMI(GuidanceTerm):
     def combine(self, solver, s: StepState, log, g_base, g_info) -> torch.Tensor:
         if self.eta_mode == "relative":
             ratio = bdot(g_base, g_base).sqrt() / bdot(g_info, g_info).sqrt().clamp(min=1e-30)
-            return g_base + self.eta * _view(ratio, g_info) * g_info
-        return g_base + self.eta * s.ctx.stride * g_info
+            return g_base + self.weight(solver) * _view(ratio, g_info) * g_info
+        return g_base + self.weight(solver) * s.ctx.stride * g_info

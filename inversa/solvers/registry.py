@@ -6,9 +6,9 @@ each method file once (one line per method), which fills `SOLVERS` in that order
     @register("my-method")
     class MyMethod(Solver): ...
 
-A guidance term registers as a composition: `@register("cmi-dps", composes="dps")` on a
-`GuidanceTerm` makes `make_solver("cmi-dps", prior, base="ca-dps", eta=0.1, **base_params)` build the
-base solver with the term on top (any registered gradient-guided base).
+A guidance term registers as a composition: `@register("cmi-dps", composes="ca-dps")` on a
+`GuidanceTerm` makes `make_solver("cmi-dps", prior, base="dps", eta=0.1, **base_params)` build the
+base solver with the term on top (any registered gradient-guided base; `composes` names the default).
 """
 
 from __future__ import annotations

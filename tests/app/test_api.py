@@ -271,7 +271,7 @@ def test_method_guide_covers_the_registry(monkeypatch):
         assert f"Cost: {method_cost(name)}." in guide[name] and guide[name] == _solver_help(name)
         assert "Parameters" in params_help(name) or "no parameters" in params_help(name)
     assert method_cost("ca-dps").startswith("up to 7 network evaluations") and method_cost("naive") == "no network: instant"
-    assert method_cost("cmi-dps") == "2 network evaluations + 3 gradient passes per step"
+    assert method_cost("cmi-dps") == "up to 8 network evaluations + 2 gradient passes per step"
     assert "Rademacher" not in params_help("ca-dps") and "sampler='ddpm'" not in _solver_help("dps")
 
     class Sketch:

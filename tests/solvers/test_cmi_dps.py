@@ -112,7 +112,7 @@ def test_eta_zero_keeps_the_base_step(gauss16):
     y, _, _ = problem(gauss16, op)
     run = {"generator": None, "num_steps": 5, "progress": False}
     torch.manual_seed(0)
-    cmi = make_solver("cmi-dps", gauss16, eta=0.0, clip_x0=False)(y, op, **run).x
+    cmi = make_solver("cmi-dps", gauss16, base="dps", eta=0.0, clip_x0=False)(y, op, **run).x
     base = DPS(gauss16, clip_x0=False)
     plain = base.guidance
     base.guidance = lambda s: (torch.randint(0, 2, (1, 1, 4, 4)), plain(s))[1]  # the probe's draw
@@ -137,3 +137,24 @@ def test_bad_base_and_parameters(gauss16):
                 {"probes": 0}, {"eta": -1}, {"hvp": "x"}, {"fd_delta": 0}):
         with pytest.raises(UserError):
             make_solver("cmi-dps", gauss16, **bad)
+
+
+def test_default_weight_follows_the_base(gauss16):
+    """eta=None: 0.01 on CA-DPS (the default base), 0.1 on the others; an explicit eta is kept."""
+    assert make_solver("cmi-dps", gauss16).params()["cmi_eta"] == 0.01
+    assert make_solver("cmi-dps", gauss16).params()["base"] == "ca-dps"
+    assert make_solver("cmi-dps", gauss16, base="dps").params()["cmi_eta"] == 0.1
+    assert make_solver("cmi-dps", gauss16, eta=0.3).params()["cmi_eta"] == 0.3
+
+
+def test_default_meets_the_mixture_target():
+    """Mixture with full-covariance components, blur (every pixel observed, one component left by y): CMI-DPS
+    with its defaults at 100 steps is within half the sliced W2 of DPS's paper step (uncapped) at 1000 steps."""
+    from inversa.eval.posterior import baselines, make_setting, run_solver
+
+    s = make_setting("mix", "blur")
+    _, ref = baselines(s, 300)
+    cmi = run_solver(s, make_solver("cmi-dps", s.prior, clip_x0=False), 300, 100, ref)
+    dps = run_solver(s, make_solver("dps", s.prior, clip_x0=False, step_rule="stride"), 300, 1000, ref)
+    print(f"SW2: CMI-DPS @ 100 {cmi['sw2']:.3f}, DPS (uncapped) @ 1000 {dps['sw2']:.3f}")
+    assert cmi["sw2"] <= 0.5 * dps["sw2"]
