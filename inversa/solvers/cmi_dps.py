@@ -59,7 +59,7 @@ HVPS = ("finite-difference", "exact")
 ETA_MODES = ("relative", "absolute")
 SIGMA_MIN = 1e-3  # noise floor (model scale) when the base solver has none: I needs sy > 0
 # The information term's weight by base when `eta` is None, chosen on held-out training photos (docs/quality.md):
-# on CA-DPS a larger weight loses on photos and changes nothing on exact posteriors.
+# on CA-DPS a larger weight loses on photos, and on the exact posteriors the weights tried tie (docs/posterior.md).
 ETAS = {"ca-dps": 0.01}
 DEFAULT_ETA = 0.1
 
