@@ -29,9 +29,8 @@ form, `base="dps"`) stays farther from exact posteriors than the CA-DPS step doe
 Parameters ([inferred]):
 - eta, eta_mode: "relative" (default) eta_t = eta ||g_base|| / ||grad s|| per image, i.e. the CMI
   step is a fixed fraction of the base guidance; "absolute": eta_t = eta T / num_steps (the same
-  per-step rescaling as DPS's zeta). eta=None: the base's weight (`ETAS`: 0.01 on CA-DPS, whose guidance
-  includes the step's posterior draw; 0.1 on the others), chosen on held-out training photos
-  (docs/quality.md);
+  per-step rescaling as DPS's zeta). eta=None: the base's weight (`ETAS`: 0.01 on CA-DPS, 0.1 on the
+  others), chosen on held-out training photos (docs/quality.md);
 - probes: Rademacher probes averaged per step (each one Hessian-vector product: two backward
   passes, plus one forward for "finite-difference");
 - hvp, fd_delta: how the Hessian-vector product is taken (above) and the finite-difference step on
